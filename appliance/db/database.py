@@ -1,0 +1,163 @@
+"""SQLite connection handling: WAL, one writer thread that group-commits, a reader connection per thread."""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from appliance.db.migrations import migrate
+
+T = TypeVar("T")
+MAX_BATCH = 256
+
+
+class DatabaseClosed(RuntimeError):
+    """A write was submitted after close()."""
+
+
+class _WriteOp:
+    """One write submitted to the writer thread, and its outcome."""
+
+    __slots__ = ("done", "error", "fn", "result")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class Database:
+    """One SQLite file in WAL mode.
+
+    Writes go through a single writer thread that applies whatever is queued in one
+    transaction (group commit): each caller still returns only after its write is
+    committed, but forty concurrent writers cost one fsync-free commit, not forty.
+    Reads use a connection per thread and never wait for the writer.
+    """
+
+    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._writer = self._connect()
+        with self.write() as conn:
+            migrate(conn)
+        self._closed = False
+        self._ops: queue.SimpleQueue[_WriteOp | None] = queue.SimpleQueue()
+        self._writer_thread = threading.Thread(target=self._write_loop, name="db-writer", daemon=True)
+        self._writer_thread.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL survives a process crash (kill -9); a power cut may lose the
+        # transactions committed since the last checkpoint. FULL syncs every commit.
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` in a write transaction on the writer thread; return once committed."""
+        if threading.current_thread() is self._writer_thread:
+            return fn(self._writer)
+        if self._closed:
+            raise DatabaseClosed(f"the database {self.path} is closed")
+        op = _WriteOp(fn)
+        self._ops.put(op)
+        op.done.wait()
+        if op.error is not None:
+            raise op.error
+        result: T = op.result
+        return result
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._ops.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    op = self._ops.get_nowait()
+                except queue.Empty:
+                    break
+                if op is None:
+                    self._ops.put(None)  # stop after this batch
+                    break
+                batch.append(op)
+            self._apply(batch)
+
+    def _apply(self, batch: list[_WriteOp]) -> None:
+        conn = self._writer
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for op in batch:
+                    # A savepoint per op: one failing write does not undo its neighbours.
+                    conn.execute("SAVEPOINT op")
+                    try:
+                        op.result = op.fn(conn)
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO op")
+                        op.error = exc
+                    conn.execute("RELEASE op")
+                conn.execute("COMMIT")
+            except Exception as exc:  # the commit itself failed (disk full, I/O error)
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                for op in batch:
+                    op.error = op.error or exc
+        for op in batch:
+            op.done.set()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the writer connection, for rare multi-statement work."""
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def read(self) -> sqlite3.Connection:
+        """This thread's reader connection (WAL readers never block the writer)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def check(self) -> None:
+        """Raise if the database cannot answer a query."""
+        self.read().execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._ops.put(None)
+        self._writer_thread.join(10)
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        with self._write_lock:
+            self._writer.close()

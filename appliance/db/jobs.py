@@ -1,0 +1,281 @@
+"""Durable job records: insert with dedupe, claim, finish, retry, dead-letter, recover, count."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from appliance.db.database import Database
+
+STATES = ("waiting", "active", "retrying", "completed", "dead")
+MINUTE = 60
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as stored; `to_dict()` is both the API record and the WebSocket payload."""
+
+    id: str
+    queue: str
+    kind: str
+    payload: dict[str, Any]
+    state: str
+    attempts: int
+    max_attempts: int
+    progress: int
+    error: str | None
+    traceback: str | None
+    result: Any
+    run_at: float
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        return cls(
+            id=row["id"],
+            queue=row["queue"],
+            kind=row["kind"],
+            payload=json.loads(row["payload"]),
+            state=row["state"],
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            progress=row["progress"],
+            error=row["error"],
+            traceback=row["traceback"],
+            result=json.loads(row["result"]) if row["result"] is not None else None,
+            run_at=row["run_at"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            finished_at=row["finished_at"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "queue": self.queue,
+            "kind": self.kind,
+            "state": self.state,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "progress": self.progress,
+            "error": self.error,
+            "result": self.result,
+            "run_at": iso(self.run_at) if self.state in ("waiting", "retrying") else None,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "finished_at": iso(self.finished_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """The numbers of one row of the queue table."""
+
+    active: int
+    waiting: int
+    completed_24h: int
+    failed_24h: int
+    dead: int
+
+
+class JobRecords:
+    """The jobs table. Every state change is one short write transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def insert(
+        self,
+        job_id: str,
+        queue: str,
+        kind: str,
+        payload: dict[str, Any],
+        max_attempts: int,
+        now: float,
+        run_at: float | None = None,
+    ) -> tuple[Job, bool]:
+        """Insert a waiting job; an existing id returns the existing job and False."""
+        body = json.dumps(payload, separators=(",", ":"))
+        due = run_at if run_at is not None else now
+
+        def write(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            cur = conn.execute(
+                "INSERT INTO jobs (id, queue, kind, payload, state, max_attempts, run_at, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, 'waiting', ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+                (job_id, queue, kind, body, max_attempts, due, now, now),
+            )
+            if cur.rowcount == 1:
+                return None
+            return conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+
+        existing = self.db.call(write)
+        if existing is not None:
+            return Job.from_row(existing), False
+        # Built from what was written: reading the row back (RETURNING) costs a third of the insert.
+        job = Job(job_id, queue, kind, payload, "waiting", 0, max_attempts, 0, None, None, None, due, now, now, None)
+        return job, True
+
+    def _one(self, sql: str, args: tuple[Any, ...]) -> Job | None:
+        row = self.db.call(lambda conn: conn.execute(sql, args).fetchone())
+        return Job.from_row(row) if row is not None else None
+
+    def claim(self, queue: str, now: float) -> Job | None:
+        """Mark the oldest due job of a queue active and return it, or None."""
+        return self._one(
+            "UPDATE jobs SET state = 'active', attempts = attempts + 1, progress = 0,"
+            " updated_at = ? WHERE id = (SELECT id FROM jobs WHERE queue = ?"
+            " AND state IN ('waiting', 'retrying') AND run_at <= ? ORDER BY run_at LIMIT 1)"
+            " RETURNING *",
+            (now, queue, now),
+        )
+
+    def next_run_at(self, queue: str) -> float | None:
+        """When the next waiting or retrying job of a queue becomes due."""
+        row = self.db.read().execute(
+            "SELECT min(run_at) FROM jobs WHERE queue = ? AND state IN ('waiting', 'retrying')", (queue,)
+        ).fetchone()
+        return row[0] if row is not None else None
+
+    def complete(self, job_id: str, result: Any, now: float) -> Job | None:
+        body = json.dumps(result, separators=(",", ":"), default=str) if result is not None else None
+
+        def write(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            row = conn.execute(
+                "UPDATE jobs SET state = 'completed', progress = 100, result = ?, error = NULL,"
+                " updated_at = ?, finished_at = ? WHERE id = ? AND state = 'active' RETURNING *",
+                (body, now, now, job_id),
+            ).fetchone()
+            if row is not None:
+                self._count(conn, row["queue"], now, completed=1)
+            return row
+
+        row = self.db.call(write)
+        return Job.from_row(row) if row is not None else None
+
+    def fail(self, job_id: str, error: str, traceback: str, now: float, retry_at: float | None) -> Job | None:
+        """Record a failed attempt: retrying at `retry_at`, or dead when it is None."""
+        state = "dead" if retry_at is None else "retrying"
+        finished = now if retry_at is None else None
+
+        def write(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            row = conn.execute(
+                "UPDATE jobs SET state = ?, error = ?, traceback = ?, run_at = ?, updated_at = ?,"
+                " finished_at = ? WHERE id = ? AND state = 'active' RETURNING *",
+                (state, error, traceback, retry_at if retry_at is not None else now, now, finished, job_id),
+            ).fetchone()
+            if row is not None:
+                self._count(conn, row["queue"], now, failed=1)
+            return row
+
+        row = self.db.call(write)
+        return Job.from_row(row) if row is not None else None
+
+    def set_progress(self, job_id: str, progress: int, now: float) -> Job | None:
+        return self._one(
+            "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND state = 'active' RETURNING *",
+            (progress, now, job_id),
+        )
+
+    def recover_interrupted(self, now: float) -> list[Job]:
+        """Jobs left active by a process that died: waiting again, the interrupted attempt uncounted."""
+        rows = self.db.call(
+            lambda conn: conn.execute(
+                "UPDATE jobs SET state = 'waiting', attempts = max(attempts - 1, 0), progress = 0,"
+                " run_at = ?, updated_at = ? WHERE state = 'active' RETURNING *",
+                (now, now),
+            ).fetchall()
+        )
+        return [Job.from_row(row) for row in rows]
+
+    def get(self, job_id: str) -> Job | None:
+        row = self.db.read().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return Job.from_row(row) if row is not None else None
+
+    def list_dead(self, limit: int = 100, before: float | None = None, queue: str | None = None) -> list[Job]:
+        sql = "SELECT * FROM jobs WHERE state = 'dead'"
+        args: list[Any] = []
+        if before is not None:
+            sql += " AND finished_at < ?"
+            args.append(before)
+        if queue is not None:
+            sql += " AND queue = ?"
+            args.append(queue)
+        sql += " ORDER BY finished_at DESC LIMIT ?"
+        args.append(limit)
+        return [Job.from_row(row) for row in self.db.read().execute(sql, args).fetchall()]
+
+    def revive(self, job_id: str, now: float) -> Job | None:
+        """A dead job back to waiting with a fresh set of attempts."""
+        return self._one(
+            "UPDATE jobs SET state = 'waiting', attempts = 0, progress = 0, run_at = ?,"
+            " updated_at = ?, finished_at = NULL WHERE id = ? AND state = 'dead' RETURNING *",
+            (now, now, job_id),
+        )
+
+    def _delete(self, sql: str, args: tuple[Any, ...]) -> int:
+        count: int = self.db.call(lambda conn: conn.execute(sql, args).rowcount)
+        return count
+
+    def delete_dead(self, job_id: str) -> bool:
+        return self._delete("DELETE FROM jobs WHERE id = ? AND state = 'dead'", (job_id,)) > 0
+
+    def purge_dead(self, older_than: float) -> int:
+        """Delete dead jobs that died before `older_than`; return how many."""
+        return self._delete("DELETE FROM jobs WHERE state = 'dead' AND finished_at < ?", (older_than,))
+
+    def purge_completed(self, older_than: float) -> int:
+        """Delete completed jobs and per-minute counters older than `older_than`."""
+        self._delete("DELETE FROM queue_stats WHERE minute < ?", (int(older_than // MINUTE) - 1,))
+        return self._delete("DELETE FROM jobs WHERE state = 'completed' AND finished_at < ?", (older_than,))
+
+    def counts(self, queue: str, now: float) -> QueueCounts:
+        """One queue's row: index range scans over unfinished rows plus per-minute counters."""
+        conn = self.db.read()
+        by_state = dict(
+            conn.execute(
+                "SELECT state, count(*) FROM jobs WHERE queue = ?"
+                " AND state IN ('waiting', 'retrying', 'active', 'dead') GROUP BY state",
+                (queue,),
+            ).fetchall()
+        )
+        since = int(now // MINUTE) - 24 * 60
+        completed, failed = conn.execute(
+            "SELECT coalesce(sum(completed), 0), coalesce(sum(failed), 0) FROM queue_stats"
+            " WHERE queue = ? AND minute > ?",
+            (queue, since),
+        ).fetchone()
+        return QueueCounts(
+            active=by_state.get("active", 0),
+            waiting=by_state.get("waiting", 0) + by_state.get("retrying", 0),
+            completed_24h=completed,
+            failed_24h=failed,
+            dead=by_state.get("dead", 0),
+        )
+
+    def throughput(self, queue: str, since: float) -> list[tuple[int, int, int]]:
+        """(minute, completed, failed) rows since a time, for charts."""
+        rows = self.db.read().execute(
+            "SELECT minute, completed, failed FROM queue_stats WHERE queue = ? AND minute >= ? ORDER BY minute",
+            (queue, int(since // MINUTE)),
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    @staticmethod
+    def _count(conn: sqlite3.Connection, queue: str, now: float, completed: int = 0, failed: int = 0) -> None:
+        conn.execute(
+            "INSERT INTO queue_stats (queue, minute, completed, failed) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(queue, minute) DO UPDATE SET completed = completed + excluded.completed,"
+            " failed = failed + excluded.failed",
+            (queue, int(now // MINUTE), completed, failed),
+        )

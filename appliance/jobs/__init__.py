@@ -1,0 +1,1 @@
+"""The job engine: durable records, Huey queues, retries, dead letters and live events."""

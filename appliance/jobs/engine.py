@@ -1,0 +1,315 @@
+"""The job engine: enqueue with dedupe, in-process workers woken at enqueue, retries, recovery, pruning."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
+
+from appliance.db.database import Database
+from appliance.db.jobs import Job, JobRecords
+from appliance.errors import BadRequest
+from appliance.jobs.queues import DurableHuey, UnknownKind, make_queue
+from appliance.jobs.retry import RetryPolicy
+
+log = logging.getLogger("ingestbox.jobs")
+
+DAY = 86400.0
+PROGRESS_INTERVAL = 0.2  # seconds between progress writes of one job (the last one always goes)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """A queue as configured: name, how many jobs run at once, and its retry policy."""
+
+    name: str
+    concurrency: int
+    policy: RetryPolicy
+
+
+class AttemptObserver(Protocol):
+    def attempt_finished(self, queue: str, kind: str, seconds: float, outcome: str) -> None: ...
+
+
+class JobContext:
+    """What a handler gets besides its payload: its id, attempt number and a progress reporter."""
+
+    def __init__(self, engine: JobEngine, job_id: str, queue: str, attempt: int, max_attempts: int) -> None:
+        self.engine = engine
+        self.job_id = job_id
+        self.queue = queue
+        self.attempt = attempt
+        self.max_attempts = max_attempts
+        self._last_progress = (-1, 0.0)
+
+    def progress(self, percent: float) -> None:
+        """Report 0-100; writes are throttled, a change to 100 always goes through."""
+        value = max(0, min(100, int(percent)))
+        last_value, last_at = self._last_progress
+        now = time.monotonic()
+        if value == last_value or (value < 100 and now - last_at < PROGRESS_INTERVAL):
+            return
+        self._last_progress = (value, now)
+        job = self.engine.records.set_progress(self.job_id, value, self.engine.clock())
+        if job is not None:
+            self.engine.job_changed(job)
+
+
+Handler = Callable[[dict[str, Any], JobContext], Any]
+
+
+class UnknownQueue(BadRequest):
+    code = "unknown_queue"
+
+
+class JobEngine:
+    """Runs the four queues in this process on durable records (at-least-once delivery)."""
+
+    def __init__(
+        self,
+        db: Database,
+        specs: Mapping[str, QueueSpec],
+        clock: Callable[[], float] = time.time,
+        dlq_retention_days: float = 7.0,
+        completed_retention_days: float = 7.0,
+    ) -> None:
+        self.records = JobRecords(db)
+        self.clock = clock
+        self.specs = dict(specs)
+        self.dlq_retention_days = dlq_retention_days
+        self.completed_retention_days = completed_retention_days
+        self.queues: dict[str, DurableHuey] = {name: make_queue(name, self) for name in self.specs}
+        self.listeners: list[Callable[[Job], None]] = []
+        self.observers: list[AttemptObserver] = []
+        self._conditions = {name: threading.Condition() for name in self.specs}
+        self._signals = dict.fromkeys(self.specs, 0)
+        self._running: dict[str, dict[str, float]] = {name: {} for name in self.specs}
+        self._running_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        # Producers on the event loop hand their writes to these threads (never block the loop).
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="enqueue")
+
+    # --- registration and producers ---------------------------------------------------------
+
+    def policy(self, queue: str) -> RetryPolicy:
+        return self.specs[queue].policy
+
+    def register(self, queue: str, kind: str) -> Callable[[Handler], Handler]:
+        """Decorator: `fn(payload, ctx)` handles jobs of `kind` on `queue`."""
+        huey = self.queues[queue]
+
+        def decorator(fn: Handler) -> Handler:
+            def run(payload: dict[str, Any], task: Any) -> Any:
+                ctx = JobContext(self, task.id, queue, task.attempt, task.attempt + task.retries)
+                return fn(payload, ctx)
+
+            run.__name__ = kind
+            huey.register_kind(kind, run)
+            return fn
+
+        return decorator
+
+    def enqueue(
+        self,
+        queue: str,
+        kind: str,
+        payload: dict[str, Any],
+        job_id: str | None = None,
+        delay: float = 0.0,
+    ) -> tuple[Job, bool]:
+        """Store a job durably and wake a worker. An existing `job_id` returns that job and False."""
+        spec = self.specs.get(queue)
+        if spec is None:
+            raise UnknownQueue(f"unknown queue {queue!r}", allowed=sorted(self.specs))
+        now = self.clock()
+        job, created = self.records.insert(
+            job_id or str(uuid.uuid4()), queue, kind, payload, spec.policy.max_attempts, now, now + delay
+        )
+        if created:
+            self.job_changed(job)
+            self._wake(queue)
+        return job, created
+
+    async def enqueue_async(
+        self,
+        queue: str,
+        kind: str,
+        payload: dict[str, Any],
+        job_id: str | None = None,
+        delay: float = 0.0,
+    ) -> tuple[Job, bool]:
+        """`enqueue` from the event loop: the SQLite write runs on a helper thread."""
+        loop = asyncio.get_running_loop()
+        call = partial(self.enqueue, queue, kind, payload, job_id, delay)
+        return await loop.run_in_executor(self._executor, call)
+
+    # --- the dead letter queue ------------------------------------------------------------
+
+    def retry_dead(self, job_id: str) -> Job | None:
+        job = self.records.revive(job_id, self.clock())
+        if job is not None:
+            log.info("dead job %s (%s) sent back to %s", job.id, job.kind, job.queue)
+            self.job_changed(job)
+            self._wake(job.queue)
+        return job
+
+    def discard_dead(self, job_id: str) -> bool:
+        return self.records.delete_dead(job_id)
+
+    def prune(self, now: float | None = None) -> tuple[int, int]:
+        """Drop dead jobs past the DLQ retention and completed ones past theirs."""
+        now = self.clock() if now is None else now
+        dead = self.records.purge_dead(now - self.dlq_retention_days * DAY)
+        done = self.records.purge_completed(now - self.completed_retention_days * DAY)
+        if dead or done:
+            log.info("pruned %d dead and %d completed jobs", dead, done)
+        return dead, done
+
+    # --- state -----------------------------------------------------------------------------
+
+    def active_count(self, queue: str) -> int:
+        with self._running_lock:
+            return len(self._running[queue])
+
+    def job_changed(self, job: Job) -> None:
+        for listener in self.listeners:
+            try:
+                listener(job)
+            except Exception:
+                log.exception("job listener failed")
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> int:
+        """Recover jobs a dead process left active, then start the workers; return how many recovered."""
+        self._stopping.clear()
+        recovered = self.records.recover_interrupted(self.clock())
+        for job in recovered:
+            log.warning("job %s (%s on %s) was interrupted by a restart; it runs again", job.id, job.kind, job.queue)
+        for name, spec in self.specs.items():
+            for index in range(spec.concurrency):
+                thread = threading.Thread(target=self._work, args=(name,), name=f"{name}-{index}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        pruner = threading.Thread(target=self._prune_loop, name="job-pruner", daemon=True)
+        pruner.start()
+        self._threads.append(pruner)
+        return len(recovered)
+
+    def stop(self, grace: float) -> list[str]:
+        """Take no more work, wait up to `grace` seconds for running jobs; return ids still running.
+
+        Jobs still running when the grace ends stay `active` in the database and run again at
+        the next start.
+        """
+        self._stopping.set()
+        for cond in self._conditions.values():
+            with cond:
+                cond.notify_all()
+        deadline = time.monotonic() + grace
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = [t for t in self._threads if t.is_alive()]
+        self._executor.shutdown(wait=False)
+        with self._running_lock:
+            left = [job_id for running in self._running.values() for job_id in running]
+        if left:
+            log.warning("shutdown grace over with %d jobs running; they run again at next start", len(left))
+        return left
+
+    # --- workers ---------------------------------------------------------------------------
+
+    def _wake(self, queue: str) -> None:
+        cond = self._conditions[queue]
+        with cond:
+            self._signals[queue] += 1
+            cond.notify()
+
+    def _work(self, queue: str) -> None:
+        huey = self.queues[queue]
+        while not self._stopping.is_set():
+            try:
+                seen = self._signals[queue]
+                task = huey.dequeue()
+                if task is None:
+                    self._idle(queue, seen)
+                    continue
+                self._run(huey, task)
+            except Exception:
+                # A worker must survive anything (a locked database, a bad row): log and go on.
+                log.exception("worker %s hit an error; continuing", threading.current_thread().name)
+                self._stopping.wait(0.5)
+
+    def _idle(self, queue: str, seen: int) -> None:
+        next_at = self.records.next_run_at(queue)
+        timeout = None if next_at is None else max(0.0, next_at - self.clock())
+        cond = self._conditions[queue]
+        with cond:
+            if self._signals[queue] == seen and not self._stopping.is_set():
+                cond.wait(timeout)
+
+    def _run(self, huey: DurableHuey, task: Any) -> None:
+        queue = huey.queue
+        with self._running_lock:
+            self._running[queue][task.id] = time.monotonic()
+        started = time.monotonic()
+        try:
+            if isinstance(task, UnknownKind):
+                self._record_failure(queue, task.id, f"no handler for job kind {task.kind!r}", "", final=True)
+            else:
+                huey.execute(task)
+        finally:
+            with self._running_lock:
+                self._running[queue].pop(task.id, None)
+        kind = getattr(task, "kind", None) or task.name
+        outcome = getattr(task, "outcome", "completed")
+        for observer in self.observers:
+            observer.attempt_finished(queue, kind, time.monotonic() - started, outcome)
+
+    def task_finished(self, task: Any, value: Any, exception: BaseException | None) -> None:
+        """Huey's post-execute hook: record the attempt's outcome durably."""
+        queue: str = task.queue
+        if exception is None:
+            job = self.records.complete(task.id, value, self.clock())
+            task.outcome = "completed"
+            if job is not None:
+                self.job_changed(job)
+            return
+        error = f"{type(exception).__name__}: {exception}"
+        trace = "".join(traceback.format_exception(exception))
+        task.outcome = self._record_failure(queue, task.id, error, trace, final=not task.retries,
+                                            attempt=task.attempt)
+
+    def _record_failure(
+        self, queue: str, job_id: str, error: str, trace: str, final: bool, attempt: int = 1
+    ) -> str:
+        now = self.clock()
+        retry_at = None if final else now + self.policy(queue).delay_after(attempt)
+        job = self.records.fail(job_id, error, trace, now, retry_at)
+        if job is None:
+            return "lost"
+        if final:
+            log.error("job %s (%s) is dead after %d attempts: %s", job.id, job.kind, job.attempts, error)
+        else:
+            log.warning("job %s (%s) attempt %d failed, retry in %.3gs: %s",
+                        job.id, job.kind, job.attempts, retry_at - now if retry_at else 0, error)
+        self.job_changed(job)
+        self._wake(queue)
+        return "dead" if final else "retrying"
+
+    def _prune_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.prune()
+            except Exception:
+                log.exception("pruning jobs failed; trying again in an hour")
+            self._stopping.wait(3600)

@@ -1,0 +1,28 @@
+"""Objects of the local store, served at their signed URLs (S3 and MinIO presign their own)."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, file_stream
+
+from appliance.errors import NotFound, Unauthorized
+from appliance.storage.local import LocalStore
+
+bp = Blueprint("files")
+
+
+@bp.get("/files/<key:path>")
+async def serve_file(request: Request, key: str) -> HTTPResponse:
+    store = request.app.ctx.runtime.store
+    if not isinstance(store, LocalStore):
+        raise NotFound("files are served by the object store")
+    try:
+        expires = int(request.args.get("expires", "0"))
+    except ValueError:
+        expires = 0
+    if not store.verify(key, expires, request.args.get("sig", "")):
+        raise Unauthorized("invalid or expired file signature")
+    path = store.path_of(key)
+    if not path.is_file():
+        raise NotFound("no such file")
+    return await file_stream(path)

@@ -1,0 +1,118 @@
+"""The services one ingestbox process runs, built from settings: database, store, job engine, probes."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import huey
+import psutil
+import sanic
+
+from appliance import __version__
+from appliance.config import Settings
+from appliance.db import Database
+from appliance.jobs.engine import JobEngine
+from appliance.jobs.events import EventHub
+from appliance.jobs.scheduler import SchedulerDecision, decide_for_this_machine, queue_specs
+from appliance.metrics import Metrics
+from appliance.secrets import ensure_api_token
+from appliance.selftest import register_selftest
+from appliance.storage import ObjectStore, open_store
+from hwaccel.probe import HwaccelReport, probe_all
+
+log = logging.getLogger("ingestbox")
+
+
+def versions() -> dict[str, str]:
+    return {
+        "ingestbox": __version__,
+        "python": platform.python_version(),
+        "pyav": av.__version__,
+        "ffmpeg": str(getattr(av, "ffmpeg_version_info", "unknown")),
+        "sanic": sanic.__version__,
+        "huey": huey.__version__,
+    }
+
+
+@dataclass
+class Runtime:
+    """Everything a request handler or a job may need, made once per process (never global)."""
+
+    settings: Settings
+    db: Database
+    store: ObjectStore
+    engine: JobEngine
+    events: EventHub
+    metrics: Metrics
+    hwaccel: HwaccelReport
+    scheduler: SchedulerDecision
+    token_file: Path | None
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def tokens(self) -> list[str]:
+        return self.settings.server.api_tokens
+
+    def system(self) -> dict[str, Any]:
+        memory = psutil.virtual_memory()
+        disk = psutil.disk_usage(str(self.settings.server.data_dir))
+        return {
+            "hwaccel": self.hwaccel.to_dict(),
+            "cores": self.scheduler.cores,
+            "cpu_percent": psutil.cpu_percent(interval=None),
+            "memory": {"total": memory.total, "available": memory.available},
+            "disk": {"path": str(self.settings.server.data_dir), "total": disk.total, "free": disk.free},
+            "scheduler": self.scheduler.to_dict(),
+            "queues": {
+                name: {"concurrency": spec.concurrency, "retry": spec.policy.describe()}
+                for name, spec in self.engine.specs.items()
+            },
+            "storage": self.store.describe(),
+            "data_dir": str(self.settings.server.data_dir),
+            "config": self.settings.source,
+            "versions": versions(),
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+        }
+
+    def start(self) -> None:
+        recovered = self.engine.start()
+        if recovered:
+            log.warning("recovered %d interrupted job(s); they run again", recovered)
+
+    def stop(self) -> None:
+        """Stop taking work, give running jobs the grace period, close the database."""
+        left = self.engine.stop(self.settings.server.shutdown_grace_seconds)
+        if left:
+            log.warning("left %d job(s) active for the next start: %s", len(left), ", ".join(left))
+        self.db.close()
+
+
+def build_runtime(settings: Settings, probe_hardware: bool = True) -> Runtime:
+    data_dir = settings.server.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token_file = ensure_api_token(settings)
+    db = Database(data_dir / "ingestbox.db", synchronous=settings.server.db_synchronous)
+    store = open_store(settings)
+    hw = probe_all(settings.hwaccel.mode, list(settings.hwaccel.prefer)) if probe_hardware else probe_all("off")
+    hardware_sessions = 0 if hw.chosen in ("libx264", "none") else 2
+    decision = decide_for_this_machine(hardware_sessions)
+    engine = JobEngine(
+        db,
+        queue_specs(settings, decision),
+        dlq_retention_days=settings.dlq.retention_days,
+        completed_retention_days=settings.jobs.completed_retention_days,
+    )
+    events = EventHub()
+    metrics = Metrics()
+    engine.listeners.append(events.publish)
+    engine.listeners.append(metrics.job_changed)
+    engine.observers.append(metrics)
+    metrics.watch_queues(engine.records, {name: spec.concurrency for name, spec in engine.specs.items()})
+    register_selftest(engine)
+    return Runtime(settings, db, store, engine, events, metrics, hw, decision, token_file)

@@ -1,0 +1,90 @@
+"""A streaming S3 multipart writer: memory bounded by one part, small objects in one PUT."""
+
+from __future__ import annotations
+
+import abc
+import logging
+
+from appliance.errors import StorageError
+from appliance.storage.base import ObjectWriter
+
+log = logging.getLogger("ingestbox.storage")
+
+
+class MultipartWriter(ObjectWriter):
+    """Buffers up to `part_size` bytes, then uploads that part; backends supply the five calls.
+
+    boto3's upload_fileobj on a stream whose reads come back short buffers the whole body,
+    so the multipart calls are made by hand here.
+    """
+
+    def __init__(self, key: str, content_type: str, part_size: int) -> None:
+        super().__init__(key, content_type)
+        self.part_size = part_size
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[tuple[int, str]] = []
+
+    @abc.abstractmethod
+    def _create(self) -> str: ...
+
+    @abc.abstractmethod
+    def _upload_part(self, upload_id: str, number: int, data: bytes) -> str: ...
+
+    @abc.abstractmethod
+    def _complete(self, upload_id: str, parts: list[tuple[int, str]]) -> None: ...
+
+    @abc.abstractmethod
+    def _abort(self, upload_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def _put(self, data: bytes) -> None: ...
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            raise ValueError("write after commit or abort")
+        self._buffer += data
+        self.size += len(data)
+        while len(self._buffer) >= self.part_size:
+            self._flush_part(bytes(self._buffer[: self.part_size]))
+            del self._buffer[: self.part_size]
+
+    def _flush_part(self, data: bytes) -> None:
+        try:
+            if self._upload_id is None:
+                self._upload_id = self._create()
+            number = len(self._parts) + 1
+            self._parts.append((number, self._upload_part(self._upload_id, number, data)))
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"storage write of {self.key} failed: {exc}") from exc
+
+    def commit(self) -> int:
+        if self.closed:
+            raise ValueError("commit after commit or abort")
+        try:
+            if self._upload_id is None:
+                self._put(bytes(self._buffer))
+            else:
+                if self._buffer:
+                    self._flush_part(bytes(self._buffer))
+                self._complete(self._upload_id, self._parts)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"storage commit of {self.key} failed: {exc}") from exc
+        self._buffer = bytearray()
+        self.closed = True
+        return self.size
+
+    def abort(self) -> None:
+        self._buffer = bytearray()
+        upload_id, self._upload_id = self._upload_id, None
+        self.closed = True
+        if upload_id is not None:
+            try:
+                self._abort(upload_id)
+            except Exception:
+                # The bucket's lifecycle rule for incomplete uploads is the backstop.
+                log.warning("could not abort multipart upload of %s", self.key, exc_info=True)

@@ -1,0 +1,1 @@
+"""Uploads: streaming multipart, type sniffing, virus scanning."""

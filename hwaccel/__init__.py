@@ -1,0 +1,1 @@
+"""Hardware video encoders: which exist, which work (proved by a test encode), and which to use."""

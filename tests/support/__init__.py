@@ -1,0 +1,1 @@
+"""Helpers the test fixtures use to start real services on loopback."""
