@@ -125,7 +125,7 @@ def start_seaweed(workdir: Path) -> SeaweedS3:
         "-master.volumeSizeLimitMB=64",
         f"-volume.port={volume}",
         f"-volume.port.grpc={volume_grpc}",
-        "-volume.max=16",
+        "-volume.max=0",  # as many volumes as the disk allows: each bucket is a collection of its own
         "-filer",
         f"-filer.port={filer}",
         f"-filer.port.grpc={filer_grpc}",
