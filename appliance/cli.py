@@ -8,6 +8,7 @@ import logging
 import re
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -74,7 +75,9 @@ def _api(settings: Settings, method: str, path: str, body: dict[str, Any] | None
         raise ServerUnreachable(f"{method} {path}: {exc.code} {detail.get('message', exc.reason)}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ServerUnreachable(f"the server at {url} is not answering ({reason}); is `ingestbox serve` running?") from None
+        raise ServerUnreachable(
+            f"the server at {url} is not answering ({reason}); is `ingestbox serve` running?"
+        ) from None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -103,7 +106,7 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
 
 
 def cmd_dlq_retry(args: argparse.Namespace) -> int:
-    job = _api(_settings(args), "POST", f"/v1/dlq/{urllib.request.quote(args.id, safe='')}/retry", {})
+    job = _api(_settings(args), "POST", f"/v1/dlq/{urllib.parse.quote(args.id, safe='')}/retry", {})
     print(f"{job['id']} is {job['state']} again on {job['queue']}")
     return 0
 

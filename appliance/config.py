@@ -204,7 +204,9 @@ class JobsSettings(Strict):
 
 class HwaccelSettings(Strict):
     mode: Literal["auto", "off", "nvenc", "qsv", "vaapi"] = "auto"
-    prefer: list[Literal["nvenc", "qsv", "vaapi"]] = Field(default_factory=lambda: ["nvenc", "qsv", "vaapi"])
+    prefer: list[Literal["nvenc", "qsv", "vaapi"]] = Field(
+        default_factory=lambda: ["nvenc", "qsv", "vaapi"]  # type: ignore[arg-type]
+    )
 
 
 class Settings(Strict):
@@ -242,10 +244,7 @@ def find_config_path(explicit: str | None) -> Path | None:
 def load_settings(explicit: str | None = None) -> Settings:
     """Load, validate and resolve secrets; raise ConfigError with one line per problem."""
     path = find_config_path(explicit)
-    if path is None:
-        settings = Settings()
-    else:
-        settings = parse_settings(_read_toml(path), str(path))
+    settings = Settings() if path is None else parse_settings(_read_toml(path), str(path))
     from appliance.secrets import resolve_secrets  # late: secrets imports this module's types
 
     resolve_secrets(settings)

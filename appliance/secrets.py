@@ -65,7 +65,8 @@ def resolve_secrets(settings: Settings) -> None:
     s3 = settings.storage.s3
     if s3 is not None and s3.secret_access_key is None:
         if s3.secret_access_key_file is not None:
-            s3.secret_access_key = _read_secret_file(src, "storage.s3.secret_access_key_file", s3.secret_access_key_file)
+            key = "storage.s3.secret_access_key_file"
+            s3.secret_access_key = _read_secret_file(src, key, s3.secret_access_key_file)
         else:
             s3.secret_access_key = _credential("s3-secret-access-key")
     minio = settings.storage.minio

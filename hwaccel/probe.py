@@ -6,11 +6,12 @@ import ctypes
 import glob
 import logging
 import threading
-from fractions import Fraction
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from fractions import Fraction
+from typing import Any, cast
 
 import av
+from av.video.codeccontext import VideoCodecContext
 
 from hwaccel.backends import BACKENDS, DEFAULT_PREFERENCE, EncoderBackend
 
@@ -56,7 +57,7 @@ def trial_encode(codec_name: str, pix_fmt: str, timeout: float = TRIAL_TIMEOUT) 
 
     def run() -> None:
         try:
-            context = av.CodecContext.create(codec_name, "w")
+            context = cast(VideoCodecContext, av.CodecContext.create(codec_name, "w"))
             context.width, context.height = 256, 144
             context.pix_fmt = pix_fmt
             context.time_base = Fraction(1, 25)

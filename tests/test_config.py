@@ -145,7 +145,8 @@ def test_secret_files_and_credentials(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(ConfigError) as caught:
         load_settings(str(config))
     assert f"{config}: email.password_file = '{tmp_path / 'missing'}': cannot read" in caught.value.problems[0]
-    config.write_text(config.read_text().replace("[email]\n", "").replace(f'password_file = "{tmp_path / "missing"}"\n', ""))
+    text = config.read_text().replace("[email]\n", "")
+    config.write_text(text.replace(f'password_file = "{tmp_path / "missing"}"\n', ""))
     settings = load_settings(str(config))
     assert settings.webhooks.stripe.secrets == ["whsec_inline", "whsec_one", "whsec_two"]
     assert settings.webhooks.github.secrets == ["gh-secret"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -95,7 +96,7 @@ def test_retries_wait_1s_then_4s_then_dead(db: Database) -> None:
         wait_for(lambda: engine.records.get("j-flaky").state == "dead", timeout=20)  # type: ignore[union-attr]
     finally:
         engine.stop(2)
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(starts) == 3
     assert 0.95 <= gaps[0] < 2.5, gaps
     assert 3.95 <= gaps[1] < 6.0, gaps

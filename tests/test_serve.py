@@ -18,7 +18,7 @@ def test_queues_and_status_table(serve: ServeProcess) -> None:
     with serve.client() as client:
         assert client.get("/v1/queues", headers={"Authorization": ""}).status_code == 401
         items = client.get("/v1/queues").json()["items"]
-    assert [(i["name"], i["concurrency"]) for i in items][0] == ("file-processing", 3)
+    assert (items[0]["name"], items[0]["concurrency"]) == ("file-processing", 3)
     assert [i["concurrency"] for i in items][2:] == [10, 5]
     token_file = serve.data_dir / "api-token"
     assert token_file.stat().st_mode & 0o777 == 0o600

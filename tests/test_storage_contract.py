@@ -155,7 +155,9 @@ def test_unreachable_s3_fails_check(tmp_path: Path) -> None:
         server=ServerSettings(data_dir=tmp_path),
         storage=StorageSettings(
             backend="s3",
-            s3=S3Settings(endpoint_url="http://127.0.0.1:9", bucket="nothing", access_key_id="a", secret_access_key="b"),
+            s3=S3Settings(
+                endpoint_url="http://127.0.0.1:9", bucket="nothing", access_key_id="a", secret_access_key="b"
+            ),
         ),
     )
     with pytest.raises(StorageError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -56,10 +57,8 @@ class EventHub:
         if not self._subscriptions or self._loop is None:
             return
         event = {"type": "job", "job": job.to_dict()}
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop has closed during shutdown
             self._loop.call_soon_threadsafe(self._deliver, event)
-        except RuntimeError:  # the loop has closed during shutdown
-            pass
 
     def _deliver(self, event: dict[str, Any]) -> None:
         with self._lock:

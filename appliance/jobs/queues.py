@@ -21,7 +21,7 @@ class UnknownKind:
         self.attempt = attempt
 
 
-class DurableHuey(Huey):  # type: ignore[misc]
+class DurableHuey(Huey):
     """A Huey whose queue is the engine's durable job records.
 
     Huey keeps what it is good at: the task registry and `execute`, which runs a task,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, file_stream
+from sanic.response import ResponseStream, file_stream
 
 from appliance.errors import NotFound, Unauthorized
 from appliance.storage.local import LocalStore
@@ -12,7 +12,7 @@ bp = Blueprint("files")
 
 
 @bp.get("/files/<key:path>")
-async def serve_file(request: Request, key: str) -> HTTPResponse:
+async def serve_file(request: Request, key: str) -> ResponseStream:
     store = request.app.ctx.runtime.store
     if not isinstance(store, LocalStore):
         raise NotFound("files are served by the object store")

@@ -1,0 +1,1 @@
+"""Benchmarks: one module each, `python -m bench.NAME --json`, against a baseline measured in the same run."""
