@@ -100,7 +100,7 @@ def test_error_shape_is_pinned(api: ApiClient) -> None:
     response = api.get("/no/such/route", token=None)
     assert response.status == 404
     assert set(response.json["error"]) == {"code", "message"}
-    response = api.post("/v1/jobs", data="not json", headers={"content-type": "application/json"})
+    response = api.post("/v1/jobs", content="not json", headers={"content-type": "application/json"})
     assert response.status == 400
     assert response.json["error"]["code"] == "bad_request"
 

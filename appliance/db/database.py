@@ -1,10 +1,10 @@
-"""SQLite connection handling: WAL, one writer thread that group-commits, a reader connection per thread."""
+"""SQLite connection handling: WAL, one writer at a time with group commit, a reader connection per thread."""
 
 from __future__ import annotations
 
-import queue
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,24 +21,25 @@ class DatabaseClosed(RuntimeError):
 
 
 class _WriteOp:
-    """One write submitted to the writer thread, and its outcome."""
+    """One write waiting for its turn, and its outcome."""
 
     __slots__ = ("done", "error", "fn", "result")
 
     def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
         self.fn = fn
-        self.done = threading.Event()
+        self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
 
 
 class Database:
-    """One SQLite file in WAL mode.
+    """One SQLite file in WAL mode, one writer at a time, with group commit.
 
-    Writes go through a single writer thread that applies whatever is queued in one
-    transaction (group commit): each caller still returns only after its write is
-    committed, but forty concurrent writers cost one fsync-free commit, not forty.
-    Reads use a connection per thread and never wait for the writer.
+    Writers line up; the one at the front is the leader: it applies every write queued
+    behind it in one transaction, on its own thread, and wakes the others. Alone, a
+    writer commits its own write with no thread hand-off; under load, forty concurrent
+    writers cost one commit, not forty. Each caller returns only once its write is
+    committed. Reads use a connection per thread and never wait for the writer.
     """
 
     def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
@@ -50,12 +51,11 @@ class Database:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._writer = self._connect()
+        self._closed = False
+        self._line: deque[_WriteOp] = deque()
+        self._turn = threading.Condition(threading.Lock())
         with self.write() as conn:
             migrate(conn)
-        self._closed = False
-        self._ops: queue.SimpleQueue[_WriteOp | None] = queue.SimpleQueue()
-        self._writer_thread = threading.Thread(target=self._write_loop, name="db-writer", daemon=True)
-        self._writer_thread.start()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -69,58 +69,59 @@ class Database:
         return conn
 
     def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(conn)` in a write transaction on the writer thread; return once committed."""
-        if threading.current_thread() is self._writer_thread:
-            return fn(self._writer)
+        """Run `fn(conn)` in a write transaction; return once it is committed."""
         if self._closed:
             raise DatabaseClosed(f"the database {self.path} is closed")
         op = _WriteOp(fn)
-        self._ops.put(op)
-        op.done.wait()
+        with self._turn:
+            self._line.append(op)
+            while not op.done and self._line[0] is not op:
+                self._turn.wait()
+            # Unless another leader did its write, this thread leads: everything queued
+            # behind it goes in one transaction.
+            batch = [] if op.done else [self._line[i] for i in range(min(len(self._line), MAX_BATCH))]
+        if batch:
+            self._apply(batch)
+            with self._turn:
+                for _ in batch:
+                    self._line.popleft()
+                for done in batch:
+                    done.done = True
+                self._turn.notify_all()
         if op.error is not None:
             raise op.error
         result: T = op.result
         return result
-
-    def _write_loop(self) -> None:
-        while True:
-            first = self._ops.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    op = self._ops.get_nowait()
-                except queue.Empty:
-                    break
-                if op is None:
-                    self._ops.put(None)  # stop after this batch
-                    break
-                batch.append(op)
-            self._apply(batch)
 
     def _apply(self, batch: list[_WriteOp]) -> None:
         conn = self._writer
         with self._write_lock:
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for op in batch:
-                    # A savepoint per op: one failing write does not undo its neighbours.
-                    conn.execute("SAVEPOINT op")
+                if len(batch) == 1:
+                    op = batch[0]
                     try:
                         op.result = op.fn(conn)
                     except Exception as exc:
-                        conn.execute("ROLLBACK TO op")
                         op.error = exc
-                    conn.execute("RELEASE op")
+                        conn.execute("ROLLBACK")
+                        return
+                else:
+                    for op in batch:
+                        # A savepoint per op: one failing write does not undo its neighbours.
+                        conn.execute("SAVEPOINT op")
+                        try:
+                            op.result = op.fn(conn)
+                        except Exception as exc:
+                            conn.execute("ROLLBACK TO op")
+                            op.error = exc
+                        conn.execute("RELEASE op")
                 conn.execute("COMMIT")
-            except Exception as exc:  # the commit itself failed (disk full, I/O error)
+            except Exception as exc:  # the transaction itself failed (disk full, I/O error)
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 for op in batch:
                     op.error = op.error or exc
-        for op in batch:
-            op.done.set()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -153,8 +154,6 @@ class Database:
         if self._closed:
             return
         self._closed = True
-        self._ops.put(None)
-        self._writer_thread.join(10)
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()

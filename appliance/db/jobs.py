@@ -130,15 +130,31 @@ class JobRecords:
         row = self.db.call(lambda conn: conn.execute(sql, args).fetchone())
         return Job.from_row(row) if row is not None else None
 
-    def claim(self, queue: str, now: float) -> Job | None:
-        """Mark the oldest due job of a queue active and return it, or None."""
-        return self._one(
-            "UPDATE jobs SET state = 'active', attempts = attempts + 1, progress = 0,"
-            " updated_at = ? WHERE id = (SELECT id FROM jobs WHERE queue = ?"
-            " AND state IN ('waiting', 'retrying') AND run_at <= ? ORDER BY run_at LIMIT 1)"
-            " RETURNING *",
-            (now, queue, now),
-        )
+    def claim(self, queue: str, now: float, limit: int = 1) -> list[Job]:
+        """Mark up to `limit` of the oldest due jobs of a queue active and return them, oldest first."""
+
+        def write(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            # Two statements in one transaction: SQLite plans `UPDATE ... WHERE id IN (SELECT ...
+            # ORDER BY ... LIMIT)` three times slower than the pair.
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM jobs WHERE queue = ? AND state IN ('waiting', 'retrying') AND run_at <= ?"
+                    " ORDER BY run_at LIMIT ?",
+                    (queue, now, limit),
+                )
+            ]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            return conn.execute(
+                "UPDATE jobs SET state = 'active', attempts = attempts + 1, progress = 0, updated_at = ?"
+                f" WHERE id IN ({marks}) RETURNING *",
+                (now, *ids),
+            ).fetchall()
+
+        rows = self.db.call(write)
+        return sorted((Job.from_row(row) for row in rows), key=lambda job: job.run_at)
 
     def next_run_at(self, queue: str) -> float | None:
         """When the next waiting or retrying job of a queue becomes due."""

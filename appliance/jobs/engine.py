@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from queue import SimpleQueue
 from typing import Any, Protocol
 
 from appliance.db.database import Database
@@ -91,6 +92,8 @@ class JobEngine:
         self.observers: list[AttemptObserver] = []
         self._conditions = {name: threading.Condition() for name in self.specs}
         self._signals = dict.fromkeys(self.specs, 0)
+        self._free = dict.fromkeys(self.specs, 0)
+        self._tasks: dict[str, SimpleQueue[Job | None]] = {name: SimpleQueue() for name in self.specs}
         self._running: dict[str, dict[str, float]] = {name: {} for name in self.specs}
         self._running_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -196,14 +199,17 @@ class JobEngine:
         for job in recovered:
             log.warning("job %s (%s on %s) was interrupted by a restart; it runs again", job.id, job.kind, job.queue)
         for name, spec in self.specs.items():
+            self._free[name] = spec.concurrency
+            self._spawn(self._dispatch, name, f"{name}-dispatch")
             for index in range(spec.concurrency):
-                thread = threading.Thread(target=self._work, args=(name,), name=f"{name}-{index}", daemon=True)
-                thread.start()
-                self._threads.append(thread)
-        pruner = threading.Thread(target=self._prune_loop, name="job-pruner", daemon=True)
-        pruner.start()
-        self._threads.append(pruner)
+                self._spawn(self._work, name, f"{name}-{index}")
+        self._spawn(self._prune_loop, None, "job-pruner")
         return len(recovered)
+
+    def _spawn(self, target: Callable[..., None], queue: str | None, name: str) -> None:
+        thread = threading.Thread(target=target, args=(queue,) if queue else (), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def stop(self, grace: float) -> list[str]:
         """Take no more work, wait up to `grace` seconds for running jobs; return ids still running.
@@ -226,7 +232,7 @@ class JobEngine:
             log.warning("shutdown grace over with %d jobs running; they run again at next start", len(left))
         return left
 
-    # --- workers ---------------------------------------------------------------------------
+    # --- dispatch and workers --------------------------------------------------------------
 
     def _wake(self, queue: str) -> None:
         cond = self._conditions[queue]
@@ -234,28 +240,58 @@ class JobEngine:
             self._signals[queue] += 1
             cond.notify()
 
-    def _work(self, queue: str) -> None:
-        huey = self.queues[queue]
+    def _dispatch(self, queue: str) -> None:
+        """One claimer per queue: claims as many due jobs as there are idle workers, in one write.
+
+        Workers never touch the claim query themselves: ten threads racing for the same
+        rows cost more in lock hand-offs than the jobs themselves.
+        """
+        cond = self._conditions[queue]
+        tasks = self._tasks[queue]
         while not self._stopping.is_set():
             try:
-                seen = self._signals[queue]
-                task = huey.dequeue()
-                if task is None:
-                    self._idle(queue, seen)
+                with cond:
+                    while self._free[queue] == 0 and not self._stopping.is_set():
+                        cond.wait()
+                    free, seen = self._free[queue], self._signals[queue]
+                if self._stopping.is_set():
+                    break
+                jobs = self.records.claim(queue, self.clock(), free)
+                if jobs:
+                    with cond:
+                        self._free[queue] -= len(jobs)
+                    for job in jobs:
+                        self.job_changed(job)
+                        tasks.put(job)
                     continue
-                self._run(huey, task)
+                next_at = self.records.next_run_at(queue)
+                timeout = None if next_at is None else max(0.0, next_at - self.clock())
+                with cond:
+                    if self._signals[queue] == seen and not self._stopping.is_set():
+                        cond.wait(timeout)
             except Exception:
-                # A worker must survive anything (a locked database, a bad row): log and go on.
-                log.exception("worker %s hit an error; continuing", threading.current_thread().name)
+                # The claimer must survive anything (a locked database, a bad row): log and go on.
+                log.exception("dispatcher of %s hit an error; continuing", queue)
                 self._stopping.wait(0.5)
+        for _ in range(self.specs[queue].concurrency):
+            tasks.put(None)
 
-    def _idle(self, queue: str, seen: int) -> None:
-        next_at = self.records.next_run_at(queue)
-        timeout = None if next_at is None else max(0.0, next_at - self.clock())
+    def _work(self, queue: str) -> None:
+        huey = self.queues[queue]
+        tasks = self._tasks[queue]
         cond = self._conditions[queue]
-        with cond:
-            if self._signals[queue] == seen and not self._stopping.is_set():
-                cond.wait(timeout)
+        while True:
+            job = tasks.get()
+            if job is None:
+                return
+            try:
+                self._run(huey, huey.task_for(job))
+            except Exception:
+                log.exception("worker %s hit an error running %s; continuing", threading.current_thread().name, job.id)
+            finally:
+                with cond:
+                    self._free[queue] += 1
+                    cond.notify()
 
     def _run(self, huey: DurableHuey, task: Any) -> None:
         queue = huey.queue

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from huey import Huey
 from huey.storage import MemoryStorage
 
+from appliance.db.jobs import Job
+
 if TYPE_CHECKING:
     from appliance.jobs.engine import JobEngine
 
@@ -47,10 +49,14 @@ class DurableHuey(Huey):
 
     def dequeue(self) -> Any:
         """Claim the next due job and build its Huey task, or return None."""
-        job = self.engine.records.claim(self.queue, self.engine.clock())
-        if job is None:
+        jobs = self.engine.records.claim(self.queue, self.engine.clock())
+        if not jobs:
             return None
-        self.engine.job_changed(job)
+        self.engine.job_changed(jobs[0])
+        return self.task_for(jobs[0])
+
+    def task_for(self, job: Job) -> Any:
+        """The Huey task that runs a claimed job (retries left = attempts left)."""
         task_class = self.kinds.get(job.kind)
         if task_class is None:
             return UnknownKind(job.id, job.kind, job.attempts)
