@@ -234,13 +234,13 @@ def test_unknown_kind_dies_with_a_reason(db: Database) -> None:
 def test_idle_workers_wait_to_be_woken_instead_of_polling(db: Database) -> None:
     engine = make_engine(db)
     claims: list[float] = []
-    claim = engine.records.claim
+    claim = engine.records.settle_and_claim
 
-    def counting_claim(queue: str, now: float, limit: int = 1) -> Any:
+    def counting_claim(queue: str, outcomes: Any, now: float, limit: int) -> Any:
         claims.append(now)
-        return claim(queue, now, limit)
+        return claim(queue, outcomes, now, limit)
 
-    engine.records.claim = counting_claim  # type: ignore[method-assign]
+    engine.records.settle_and_claim = counting_claim  # type: ignore[method-assign]
     started = threading.Event()
     engine.register("work", "mark")(lambda payload, ctx: started.set())
     engine.start()

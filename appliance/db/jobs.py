@@ -79,6 +79,19 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended: `completed`, `retrying` (at `retry_at`) or `dead`."""
+
+    job_id: str
+    state: str
+    at: float
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class QueueCounts:
     """The numbers of one row of the queue table."""
 
@@ -132,29 +145,78 @@ class JobRecords:
 
     def claim(self, queue: str, now: float, limit: int = 1) -> list[Job]:
         """Mark up to `limit` of the oldest due jobs of a queue active and return them, oldest first."""
+        return self.settle_and_claim(queue, [], now, limit)[1]
 
-        def write(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            # Two statements in one transaction: SQLite plans `UPDATE ... WHERE id IN (SELECT ...
-            # ORDER BY ... LIMIT)` three times slower than the pair.
-            ids = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT id FROM jobs WHERE queue = ? AND state IN ('waiting', 'retrying') AND run_at <= ?"
-                    " ORDER BY run_at LIMIT ?",
-                    (queue, now, limit),
-                )
-            ]
-            if not ids:
-                return []
-            marks = ",".join("?" * len(ids))
-            return conn.execute(
-                "UPDATE jobs SET state = 'active', attempts = attempts + 1, progress = 0, updated_at = ?"
-                f" WHERE id IN ({marks}) RETURNING *",
-                (now, *ids),
-            ).fetchall()
+    def settle_and_claim(
+        self, queue: str, outcomes: list[Outcome], now: float, limit: int
+    ) -> tuple[list[Job], list[Job]]:
+        """Record finished attempts and claim up to `limit` due jobs, in one transaction.
 
-        rows = self.db.call(write)
-        return sorted((Job.from_row(row) for row in rows), key=lambda job: job.run_at)
+        Returns the settled jobs (an outcome for a job no longer active is dropped) and the
+        claimed ones, oldest first.
+        """
+
+        def write(conn: sqlite3.Connection) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+            settled = [row for row in (self._settle(conn, outcome) for outcome in outcomes) if row is not None]
+            return settled, self._claim(conn, queue, now, limit) if limit > 0 else []
+
+        settled, claimed = self.db.call(write)
+        return (
+            [Job.from_row(row) for row in settled],
+            sorted((Job.from_row(row) for row in claimed), key=lambda job: job.run_at),
+        )
+
+    @staticmethod
+    def _claim(conn: sqlite3.Connection, queue: str, now: float, limit: int) -> list[sqlite3.Row]:
+        # Two statements: SQLite plans `UPDATE ... WHERE id IN (SELECT ... ORDER BY ... LIMIT)`
+        # three times slower than the pair.
+        ids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM jobs WHERE queue = ? AND state IN ('waiting', 'retrying') AND run_at <= ?"
+                " ORDER BY run_at LIMIT ?",
+                (queue, now, limit),
+            )
+        ]
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows: list[sqlite3.Row] = conn.execute(
+            "UPDATE jobs SET state = 'active', attempts = attempts + 1, progress = 0, updated_at = ?"
+            f" WHERE id IN ({marks}) RETURNING *",
+            (now, *ids),
+        ).fetchall()
+        return rows
+
+    def _settle(self, conn: sqlite3.Connection, outcome: Outcome) -> sqlite3.Row | None:
+        if outcome.state == "completed":
+            result = outcome.result
+            body = json.dumps(result, separators=(",", ":"), default=str) if result is not None else None
+            row: sqlite3.Row | None = conn.execute(
+                "UPDATE jobs SET state = 'completed', progress = 100, result = ?, error = NULL,"
+                " updated_at = ?, finished_at = ? WHERE id = ? AND state = 'active' RETURNING *",
+                (body, outcome.at, outcome.at, outcome.job_id),
+            ).fetchone()
+            if row is not None:
+                self._count(conn, row["queue"], outcome.at, completed=1)
+            return row
+        dead = outcome.state == "dead"
+        row = conn.execute(
+            "UPDATE jobs SET state = ?, error = ?, traceback = ?, run_at = ?, updated_at = ?,"
+            " finished_at = ? WHERE id = ? AND state = 'active' RETURNING *",
+            (
+                outcome.state,
+                outcome.error,
+                outcome.traceback,
+                outcome.at if dead else outcome.retry_at,
+                outcome.at,
+                outcome.at if dead else None,
+                outcome.job_id,
+            ),
+        ).fetchone()
+        if row is not None:
+            self._count(conn, row["queue"], outcome.at, failed=1)
+        return row
 
     def next_run_at(self, queue: str) -> float | None:
         """When the next waiting or retrying job of a queue becomes due."""
@@ -163,39 +225,18 @@ class JobRecords:
         ).fetchone()
         return row[0] if row is not None else None
 
-    def complete(self, job_id: str, result: Any, now: float) -> Job | None:
-        body = json.dumps(result, separators=(",", ":"), default=str) if result is not None else None
-
-        def write(conn: sqlite3.Connection) -> sqlite3.Row | None:
-            row = conn.execute(
-                "UPDATE jobs SET state = 'completed', progress = 100, result = ?, error = NULL,"
-                " updated_at = ?, finished_at = ? WHERE id = ? AND state = 'active' RETURNING *",
-                (body, now, now, job_id),
-            ).fetchone()
-            if row is not None:
-                self._count(conn, row["queue"], now, completed=1)
-            return row
-
-        row = self.db.call(write)
+    def settle(self, outcome: Outcome) -> Job | None:
+        """Record one finished attempt; None if the job was not active."""
+        row = self.db.call(lambda conn: self._settle(conn, outcome))
         return Job.from_row(row) if row is not None else None
+
+    def complete(self, job_id: str, result: Any, now: float) -> Job | None:
+        return self.settle(Outcome(job_id, "completed", now, result=result))
 
     def fail(self, job_id: str, error: str, traceback: str, now: float, retry_at: float | None) -> Job | None:
         """Record a failed attempt: retrying at `retry_at`, or dead when it is None."""
         state = "dead" if retry_at is None else "retrying"
-        finished = now if retry_at is None else None
-
-        def write(conn: sqlite3.Connection) -> sqlite3.Row | None:
-            row = conn.execute(
-                "UPDATE jobs SET state = ?, error = ?, traceback = ?, run_at = ?, updated_at = ?,"
-                " finished_at = ? WHERE id = ? AND state = 'active' RETURNING *",
-                (state, error, traceback, retry_at if retry_at is not None else now, now, finished, job_id),
-            ).fetchone()
-            if row is not None:
-                self._count(conn, row["queue"], now, failed=1)
-            return row
-
-        row = self.db.call(write)
-        return Job.from_row(row) if row is not None else None
+        return self.settle(Outcome(job_id, state, now, error=error, traceback=traceback, retry_at=retry_at))
 
     def set_progress(self, job_id: str, progress: int, now: float) -> Job | None:
         return self._one(

@@ -16,7 +16,7 @@ from queue import SimpleQueue
 from typing import Any, Protocol
 
 from appliance.db.database import Database
-from appliance.db.jobs import Job, JobRecords
+from appliance.db.jobs import Job, JobRecords, Outcome, iso
 from appliance.errors import BadRequest
 from appliance.jobs.queues import DurableHuey, UnknownKind, make_queue
 from appliance.jobs.retry import RetryPolicy
@@ -93,6 +93,8 @@ class JobEngine:
         self._conditions = {name: threading.Condition() for name in self.specs}
         self._signals = dict.fromkeys(self.specs, 0)
         self._free = dict.fromkeys(self.specs, 0)
+        self._outcomes: dict[str, list[Outcome]] = {name: [] for name in self.specs}
+        self._dispatching = dict.fromkeys(self.specs, False)
         self._tasks: dict[str, SimpleQueue[Job | None]] = {name: SimpleQueue() for name in self.specs}
         self._running: dict[str, dict[str, float]] = {name: {} for name in self.specs}
         self._running_lock = threading.Lock()
@@ -200,6 +202,7 @@ class JobEngine:
             log.warning("job %s (%s on %s) was interrupted by a restart; it runs again", job.id, job.kind, job.queue)
         for name, spec in self.specs.items():
             self._free[name] = spec.concurrency
+            self._dispatching[name] = True
             self._spawn(self._dispatch, name, f"{name}-dispatch")
             for index in range(spec.concurrency):
                 self._spawn(self._work, name, f"{name}-{index}")
@@ -241,28 +244,36 @@ class JobEngine:
             cond.notify()
 
     def _dispatch(self, queue: str) -> None:
-        """One claimer per queue: claims as many due jobs as there are idle workers, in one write.
+        """One claimer per queue: records finished attempts and claims as many due jobs as there
+        are idle workers, all in one write.
 
-        Workers never touch the claim query themselves: ten threads racing for the same
-        rows cost more in lock hand-offs than the jobs themselves.
+        Workers never touch the database themselves: ten threads racing for the same rows
+        cost more in lock hand-offs than the jobs do, and folding "job A finished" into the
+        write that claims job B halves the transactions per job.
         """
         cond = self._conditions[queue]
         tasks = self._tasks[queue]
         while not self._stopping.is_set():
             try:
                 with cond:
-                    while self._free[queue] == 0 and not self._stopping.is_set():
+                    while not self._outcomes[queue] and self._free[queue] == 0 and not self._stopping.is_set():
                         cond.wait()
+                    outcomes, self._outcomes[queue] = self._outcomes[queue], []
                     free, seen = self._free[queue], self._signals[queue]
                 if self._stopping.is_set():
-                    break
-                jobs = self.records.claim(queue, self.clock(), free)
-                if jobs:
                     with cond:
-                        self._free[queue] -= len(jobs)
-                    for job in jobs:
-                        self.job_changed(job)
+                        outcomes += self._outcomes[queue]
+                        self._outcomes[queue] = []
+                    self._settle(queue, outcomes, claim=0)
+                    break
+                claimed = self._settle(queue, outcomes, claim=free)
+                if claimed:
+                    with cond:
+                        self._free[queue] -= len(claimed)
+                    for job in claimed:
                         tasks.put(job)
+                    continue
+                if outcomes:
                     continue
                 next_at = self.records.next_run_at(queue)
                 timeout = None if next_at is None else max(0.0, next_at - self.clock())
@@ -273,8 +284,32 @@ class JobEngine:
                 # The claimer must survive anything (a locked database, a bad row): log and go on.
                 log.exception("dispatcher of %s hit an error; continuing", queue)
                 self._stopping.wait(0.5)
+        with cond:
+            self._dispatching[queue] = False  # from now on, finishing workers write their own outcomes
+            late, self._outcomes[queue] = self._outcomes[queue], []
+        self._settle(queue, late, claim=0)
         for _ in range(self.specs[queue].concurrency):
             tasks.put(None)
+
+    def _settle(self, queue: str, outcomes: list[Outcome], claim: int) -> list[Job]:
+        """Write outcomes (and claim), then tell listeners; returns the claimed jobs."""
+        if not outcomes and not claim:
+            return []
+        settled, claimed = self.records.settle_and_claim(queue, outcomes, self.clock(), claim)
+        for job in settled:
+            self._log_outcome(job)
+            self.job_changed(job)
+        for job in claimed:
+            self.job_changed(job)
+        return claimed
+
+    @staticmethod
+    def _log_outcome(job: Job) -> None:
+        if job.state == "dead":
+            log.error("job %s (%s) is dead after %d attempt(s): %s", job.id, job.kind, job.attempts, job.error)
+        elif job.state == "retrying":
+            log.warning("job %s (%s) attempt %d failed, retry at %s: %s",
+                        job.id, job.kind, job.attempts, iso(job.run_at), job.error)
 
     def _work(self, queue: str) -> None:
         huey = self.queues[queue]
@@ -300,47 +335,48 @@ class JobEngine:
         started = time.monotonic()
         try:
             if isinstance(task, UnknownKind):
-                self._record_failure(queue, task.id, f"no handler for job kind {task.kind!r}", "", final=True)
+                error = f"no handler for job kind {task.kind!r}"
+                self._finish(queue, Outcome(task.id, "dead", self.clock(), error=error, traceback=""))
+                outcome = "dead"
             else:
                 huey.execute(task)
+                outcome = getattr(task, "outcome", "completed")
         finally:
             with self._running_lock:
                 self._running[queue].pop(task.id, None)
         kind = getattr(task, "kind", None) or task.name
-        outcome = getattr(task, "outcome", "completed")
         for observer in self.observers:
             observer.attempt_finished(queue, kind, time.monotonic() - started, outcome)
 
     def task_finished(self, task: Any, value: Any, exception: BaseException | None) -> None:
-        """Huey's post-execute hook: record the attempt's outcome durably."""
+        """Huey's post-execute hook: hand the attempt's outcome to the queue's dispatcher."""
         queue: str = task.queue
-        if exception is None:
-            job = self.records.complete(task.id, value, self.clock())
-            task.outcome = "completed"
-            if job is not None:
-                self.job_changed(job)
-            return
-        error = f"{type(exception).__name__}: {exception}"
-        trace = "".join(traceback.format_exception(exception))
-        task.outcome = self._record_failure(queue, task.id, error, trace, final=not task.retries,
-                                            attempt=task.attempt)
-
-    def _record_failure(
-        self, queue: str, job_id: str, error: str, trace: str, final: bool, attempt: int = 1
-    ) -> str:
         now = self.clock()
-        retry_at = None if final else now + self.policy(queue).delay_after(attempt)
-        job = self.records.fail(job_id, error, trace, now, retry_at)
-        if job is None:
-            return "lost"
-        if final:
-            log.error("job %s (%s) is dead after %d attempts: %s", job.id, job.kind, job.attempts, error)
+        if exception is None:
+            outcome = Outcome(task.id, "completed", now, result=value)
+        elif task.retries:  # Huey retries while retries are left
+            retry_at = now + self.policy(queue).delay_after(task.attempt)
+            error = f"{type(exception).__name__}: {exception}"
+            trace = "".join(traceback.format_exception(exception))
+            outcome = Outcome(task.id, "retrying", now, error=error, traceback=trace, retry_at=retry_at)
         else:
-            log.warning("job %s (%s) attempt %d failed, retry in %.3gs: %s",
-                        job.id, job.kind, job.attempts, retry_at - now if retry_at else 0, error)
-        self.job_changed(job)
-        self._wake(queue)
-        return "dead" if final else "retrying"
+            error = f"{type(exception).__name__}: {exception}"
+            trace = "".join(traceback.format_exception(exception))
+            outcome = Outcome(task.id, "dead", now, error=error, traceback=trace)
+        task.outcome = outcome.state
+        self._finish(queue, outcome)
+
+    def _finish(self, queue: str, outcome: Outcome) -> None:
+        cond = self._conditions[queue]
+        with cond:
+            if self._dispatching[queue]:
+                # The dispatcher writes it with its next claim; if the process dies first, the
+                # job is still active on disk and runs again (at-least-once).
+                self._outcomes[queue].append(outcome)
+                self._signals[queue] += 1
+                cond.notify()
+                return
+        self._settle(queue, [outcome], claim=0)  # no dispatcher (stopping, or driven by hand)
 
     def _prune_loop(self) -> None:
         while not self._stopping.is_set():
