@@ -122,19 +122,20 @@ class JobRecords:
         body = json.dumps(payload, separators=(",", ":"))
         due = run_at if run_at is not None else now
 
-        def write(conn: sqlite3.Connection) -> sqlite3.Row | None:
+        def write(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
                 "INSERT INTO jobs (id, queue, kind, payload, state, max_attempts, run_at, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, 'waiting', ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
                 (job_id, queue, kind, body, max_attempts, due, now, now),
             )
-            if cur.rowcount == 1:
-                return None
-            return conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return cur.rowcount
 
-        existing = self.db.call(write)
-        if existing is not None:
-            return Job.from_row(existing), False
+        if self.db.call(write, single_statement=True) == 0:
+            existing = self.get(job_id)
+            if existing is not None:
+                return existing, False
+            # deleted between the insert and the read (a purge): insert it afresh
+            return self.insert(job_id, queue, kind, payload, max_attempts, now, run_at)
         # Built from what was written: reading the row back (RETURNING) costs a third of the insert.
         job = Job(job_id, queue, kind, payload, "waiting", 0, max_attempts, 0, None, None, None, due, now, now, None)
         return job, True

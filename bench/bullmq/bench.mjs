@@ -10,6 +10,7 @@ const jobs = Number(args.jobs ?? 20000);
 const concurrency = Number(args.concurrency ?? 10);
 const latencyJobs = Number(args["latency-jobs"] ?? 500);
 const rate = Number(args.rate ?? 50);
+const producers = Number(args.producers ?? 1);
 const connection = { host: "127.0.0.1", port };
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -19,21 +20,22 @@ const percentile = (xs, p) => {
 };
 
 async function throughput() {
-  const queue = new Queue("throughput", { connection });
+  const queue = new Queue(`throughput-${producers}`, { connection });
   await queue.obliterate({ force: true });
   let done = 0;
   let finish;
   const finished = new Promise((r) => (finish = r));
-  const worker = new Worker("throughput", async () => null, { connection, concurrency });
+  const worker = new Worker(`throughput-${producers}`, async () => null, { connection, concurrency });
   worker.on("completed", () => {
     if (++done === jobs) finish();
   });
   await worker.waitUntilReady();
   const t0 = now();
-  for (let i = 0; i < jobs; i += 1000) {
-    const n = Math.min(1000, jobs - i);
-    await queue.addBulk(Array.from({ length: n }, (_, k) => ({ name: "noop", data: { n: i + k } })));
-  }
+  // Each producer awaits every add, as a request handler does before it answers.
+  const produce = async (p) => {
+    for (let i = p; i < jobs; i += producers) await queue.add("noop", { n: i });
+  };
+  await Promise.all(Array.from({ length: producers }, (_, p) => produce(p)));
   await finished;
   const seconds = (now() - t0) / 1000;
   await worker.close();
@@ -65,6 +67,6 @@ async function pickup() {
 }
 
 const jobsPerS = await throughput();
-const lat = await pickup();
+const lat = latencyJobs > 0 ? await pickup() : { p50: null, p99: null };
 console.log(JSON.stringify({ jobs_per_s: jobsPerS, pickup_p50_ms: lat.p50, pickup_p99_ms: lat.p99 }));
 process.exit(0);

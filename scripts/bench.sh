@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Run one benchmark on a Debian machine, as root: installs what it and its baseline need.
+#   ./scripts/bench.sh queue        # the job engine against BullMQ 5 on a local Redis
+# Extra arguments go to the benchmark (for example --jobs 5000).
+set -euo pipefail
+source "$(dirname "$0")/setup-env.sh"
+
+name="${1:?usage: scripts/bench.sh NAME [ARGS...]}"
+shift
+apt_install python3 python3-venv python3-pip libmagic1 ca-certificates ffmpeg
+case "$name" in
+  queue) apt_install redis-server redis-tools nodejs npm ;;
+esac
+make_venv "test"
+cd "$REPO"
+if [ "$name" = queue ] && [ ! -d bench/bullmq/node_modules/bullmq ]; then
+  (cd bench/bullmq && npm ci --no-audit --no-fund)
+fi
+exec "$VENV/bin/python" -m "bench.$name" --json "$@"
