@@ -9,7 +9,11 @@ name="${1:?usage: scripts/bench.sh NAME [ARGS...]}"
 shift
 apt_install python3 python3-venv python3-pip libmagic1 ca-certificates ffmpeg
 case "$name" in
-  queue) apt_install redis-server redis-tools nodejs npm ;;
+  queue)
+    apt_install redis-server redis-tools
+    # Debian's nodejs and npm, unless a node with npm (NodeSource's, say) is already there.
+    command -v npm >/dev/null || apt_install nodejs npm
+    ;;
 esac
 make_venv "test"
 cd "$REPO"
