@@ -34,7 +34,9 @@ class Strict(BaseModel):
 
 class ServerSettings(Strict):
     listen: str = DEFAULT_LISTEN
-    data_dir: Path = Field(default_factory=lambda: Path(os.environ.get("INGESTBOX_DATA_DIR", "ingestbox-data")))
+    data_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("INGESTBOX_DATA_DIR", "ingestbox-data")), validate_default=True
+    )
     api_tokens: list[str] = Field(default_factory=list)
     api_token_file: Path | None = None
     public_url: str | None = None
