@@ -151,6 +151,7 @@ class WebhookSettings(Strict):
     stripe: StripeSettings = Field(default_factory=StripeSettings)
     github: GithubSettings = Field(default_factory=GithubSettings)
     retention_days: float = Field(default=30.0, gt=0)
+    max_body_bytes: int = Field(default=25 * MiB, gt=0, le=100 * MiB)
 
 
 class AlertSettings(Strict):

@@ -17,6 +17,8 @@ import sanic
 from appliance import __version__
 from appliance.config import Settings
 from appliance.db import Database
+from appliance.db.webhooks import WebhookLog
+from appliance.email.smtp import register_email
 from appliance.jobs.engine import JobEngine
 from appliance.jobs.events import EventHub
 from appliance.jobs.scheduler import SchedulerDecision, decide_for_this_machine, queue_specs
@@ -24,6 +26,9 @@ from appliance.metrics import Metrics
 from appliance.secrets import ensure_api_token
 from appliance.selftest import register_selftest
 from appliance.storage import ObjectStore, open_store
+from appliance.webhooks.alerts import WebhookAlerts
+from appliance.webhooks.forward import Forwarder
+from appliance.webhooks.processing import WebhookProcessor
 from hwaccel.probe import HwaccelReport, probe_all
 
 log = logging.getLogger("ingestbox")
@@ -53,6 +58,8 @@ class Runtime:
     hwaccel: HwaccelReport
     scheduler: SchedulerDecision
     token_file: Path | None
+    webhook_log: WebhookLog
+    webhooks: WebhookProcessor
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -115,4 +122,9 @@ def build_runtime(settings: Settings, probe_hardware: bool = True) -> Runtime:
     engine.observers.append(metrics)
     metrics.watch_queues(engine.records, {name: spec.concurrency for name, spec in engine.specs.items()})
     register_selftest(engine)
-    return Runtime(settings, db, store, engine, events, metrics, hw, decision, token_file)
+    register_email(engine, settings.email)
+    webhook_log = WebhookLog(db)
+    forwarder = Forwarder()
+    alerts = WebhookAlerts(webhook_log, engine, settings.alerts, settings.email, forwarder)
+    webhooks = WebhookProcessor(webhook_log, engine, settings.webhooks, alerts, forwarder)
+    return Runtime(settings, db, store, engine, events, metrics, hw, decision, token_file, webhook_log, webhooks)

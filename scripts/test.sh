@@ -6,9 +6,14 @@ set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
 
 apt_install python3 python3-venv python3-pip libmagic1 ca-certificates ffmpeg
+# Node's npm fetches the real GitHub payloads of @octokit/webhooks-examples (Debian's, unless one is there).
+command -v npm >/dev/null || apt_install nodejs npm
 make_venv "test"
 cd "$REPO"
 export PATH="$VENV/bin:$PATH"
+if [ ! -d tests/npm/node_modules/@octokit/webhooks-examples ]; then
+  (cd tests/npm && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 echo "== ruff"
 ruff check appliance transcode hwaccel bench tests

@@ -148,3 +148,40 @@ def test_duplicate_job_id_over_the_api(serve: ServeProcess) -> None:
     assert first.status_code == 201 and first.json()["duplicate"] is False
     assert second.status_code == 200 and second.json()["duplicate"] is True
     assert second.json()["job"]["id"] == "evt_1"
+
+
+def test_kill_9_after_100_acknowledged_webhooks_all_are_forwarded_after_restart(tmp_path: Path) -> None:
+    from appliance.webhooks.verify import github_signature
+    from tests.support.receiver import start_receiver
+
+    receiver = start_receiver()
+    receiver.delay = 0.2  # a slow downstream: most events are still queued when the process dies
+    server = write_config(
+        tmp_path, extra=f'[webhooks.github]\nsecrets = ["s3cret"]\nforward_to = "{receiver.url}/hook"\n'
+    )
+    server.start()
+    try:
+        body = b'{"action": "created"}'
+        headers = {"X-Hub-Signature-256": github_signature(body, "s3cret"), "X-GitHub-Event": "star",
+                   "Content-Type": "application/json"}
+        acked = []
+        with server.client() as client:
+            for n in range(100):
+                delivery = {**headers, "X-GitHub-Delivery": f"d-{n}"}
+                answer = client.post("/webhooks/github", content=body, headers=delivery)
+                assert answer.status_code == 200 and answer.json() == {"received": True, "duplicate": False}
+                acked.append(f"d-{n}")
+        server.kill()
+        before = {r.headers["X-Ingestbox-Event-Id"] for r in receiver.on("/hook")}
+        assert len(before) < 100, "the test needs events still pending at the kill"
+        server.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            got = {r.headers["X-Ingestbox-Event-Id"] for r in receiver.on("/hook")}
+            if got >= set(acked):
+                break
+            time.sleep(0.1)
+        assert got == set(acked)
+    finally:
+        server.kill()
+        receiver.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -117,12 +118,19 @@ class JobRecords:
         max_attempts: int,
         now: float,
         run_at: float | None = None,
+        also: Callable[[sqlite3.Connection], Any] | None = None,
     ) -> tuple[Job, bool]:
-        """Insert a waiting job; an existing id returns the existing job and False."""
+        """Insert a waiting job; an existing id returns the existing job and False.
+
+        `also(conn)` runs in the same transaction first: what a producer stores beside the job
+        (a webhook's raw body, say) is committed together with it or not at all.
+        """
         body = json.dumps(payload, separators=(",", ":"))
         due = run_at if run_at is not None else now
 
         def write(conn: sqlite3.Connection) -> int:
+            if also is not None:
+                also(conn)
             cur = conn.execute(
                 "INSERT INTO jobs (id, queue, kind, payload, state, max_attempts, run_at, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, 'waiting', ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
@@ -130,12 +138,12 @@ class JobRecords:
             )
             return cur.rowcount
 
-        if self.db.call(write, single_statement=True) == 0:
+        if self.db.call(write, single_statement=also is None) == 0:
             existing = self.get(job_id)
             if existing is not None:
                 return existing, False
             # deleted between the insert and the read (a purge): insert it afresh
-            return self.insert(job_id, queue, kind, payload, max_attempts, now, run_at)
+            return self.insert(job_id, queue, kind, payload, max_attempts, now, run_at, also)
         # Built from what was written: reading the row back (RETURNING) costs a third of the insert.
         job = Job(job_id, queue, kind, payload, "waiting", 0, max_attempts, 0, None, None, None, due, now, now, None)
         return job, True

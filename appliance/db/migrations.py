@@ -38,6 +38,54 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (queue, minute)
     ) WITHOUT ROWID;
     """,
+    # 2: the webhook log (raw events kept for processing and replay), payments, alert bookkeeping.
+    """
+    CREATE TABLE webhooks (
+        id               TEXT PRIMARY KEY,
+        source           TEXT NOT NULL,
+        type             TEXT NOT NULL,
+        received_at      REAL NOT NULL,
+        status           TEXT NOT NULL,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        duplicates       INTEGER NOT NULL DEFAULT 0,
+        last_error       TEXT,
+        job_id           TEXT NOT NULL,
+        content_type     TEXT NOT NULL,
+        signature_header TEXT NOT NULL,
+        body             BLOB NOT NULL,
+        updated_at       REAL NOT NULL
+    );
+    CREATE INDEX webhooks_received ON webhooks(received_at);
+    CREATE INDEX webhooks_source_type ON webhooks(source, type, received_at);
+    CREATE INDEX webhooks_status ON webhooks(status, received_at);
+    CREATE TABLE webhook_failures (
+        source TEXT NOT NULL,
+        type   TEXT NOT NULL,
+        at     REAL NOT NULL
+    );
+    CREATE INDEX webhook_failures_type ON webhook_failures(source, type, at);
+    CREATE TABLE alerts (
+        id      INTEGER PRIMARY KEY,
+        source  TEXT NOT NULL,
+        type    TEXT NOT NULL,
+        at      REAL NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX alerts_type ON alerts(source, type, at);
+    CREATE TABLE payments (
+        event_id    TEXT PRIMARY KEY,
+        event_type  TEXT NOT NULL,
+        object_id   TEXT,
+        object_type TEXT,
+        amount      INTEGER,
+        currency    TEXT,
+        status      TEXT,
+        customer    TEXT,
+        livemode    INTEGER,
+        created     REAL,
+        recorded_at REAL NOT NULL
+    );
+    """,
 ]
 
 

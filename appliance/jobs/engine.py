@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 import time
 import traceback
@@ -91,6 +92,7 @@ class JobEngine:
         self.completed_retention_days = completed_retention_days
         self.queues: dict[str, DurableHuey] = {name: make_queue(name, self) for name in self.specs}
         self.listeners: list[Callable[[Job], None]] = []
+        self.prune_hooks: list[Callable[[float], Any]] = []  # more retention: prune_hooks(now)
         self.observers: list[AttemptObserver] = []
         self._conditions = {name: threading.Condition() for name in self.specs}
         self._signals = dict.fromkeys(self.specs, 0)
@@ -132,14 +134,18 @@ class JobEngine:
         payload: dict[str, Any],
         job_id: str | None = None,
         delay: float = 0.0,
+        also: Callable[[sqlite3.Connection], Any] | None = None,
     ) -> tuple[Job, bool]:
-        """Store a job durably and wake a worker. An existing `job_id` returns that job and False."""
+        """Store a job durably and wake a worker. An existing `job_id` returns that job and False.
+
+        `also(conn)` writes in the same transaction (see JobRecords.insert).
+        """
         spec = self.specs.get(queue)
         if spec is None:
             raise UnknownQueue(f"unknown queue {queue!r}", allowed=sorted(self.specs))
         now = self.clock()
         job, created = self.records.insert(
-            job_id or str(uuid.uuid4()), queue, kind, payload, spec.policy.max_attempts, now, now + delay
+            job_id or str(uuid.uuid4()), queue, kind, payload, spec.policy.max_attempts, now, now + delay, also
         )
         if created:
             self.job_changed(job)
@@ -153,10 +159,11 @@ class JobEngine:
         payload: dict[str, Any],
         job_id: str | None = None,
         delay: float = 0.0,
+        also: Callable[[sqlite3.Connection], Any] | None = None,
     ) -> tuple[Job, bool]:
         """`enqueue` from the event loop: the SQLite write runs on a helper thread."""
         loop = asyncio.get_running_loop()
-        call = partial(self.enqueue, queue, kind, payload, job_id, delay)
+        call = partial(self.enqueue, queue, kind, payload, job_id, delay, also)
         return await loop.run_in_executor(self._executor, call)
 
     # --- the dead letter queue ------------------------------------------------------------
@@ -177,6 +184,8 @@ class JobEngine:
         now = self.clock() if now is None else now
         dead = self.records.purge_dead(now - self.dlq_retention_days * DAY)
         done = self.records.purge_completed(now - self.completed_retention_days * DAY)
+        for hook in self.prune_hooks:
+            hook(now)
         if dead or done:
             log.info("pruned %d dead and %d completed jobs", dead, done)
         return dead, done

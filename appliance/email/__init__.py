@@ -1,0 +1,1 @@
+"""Email: the `email.send` job on the email-sending queue, over SMTP."""

@@ -1,0 +1,1 @@
+"""Webhook ingestion: verify, store, answer, then process, forward, log and alert on the queue."""
