@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections import deque
@@ -57,6 +58,23 @@ class Database:
         self._turn = threading.Condition(threading.Lock())
         with self.write() as conn:
             migrate(conn)
+        self._stop_checkpoints = threading.Event()
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="db-checkpoint", daemon=True)
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL back into the database once a second, beside the writers, never in their way.
+
+        SQLite's automatic checkpoint runs inside whichever commit crosses the threshold, and
+        that commit (an acknowledged webhook, say) then waits for the copy and its fsync.
+        """
+        conn = self._connect()
+        try:
+            while not self._stop_checkpoints.wait(1.0):
+                with contextlib.suppress(sqlite3.Error):  # busy or locked: the next second tries again
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            conn.close()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -69,7 +87,8 @@ class Database:
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA mmap_size=268435456")
         conn.execute("PRAGMA cache_size=-65536")
-        conn.execute("PRAGMA wal_autocheckpoint=4000")
+        # Checkpoints run on their own thread (see _checkpoint_loop), not inside a commit.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
 
     def call(self, fn: Callable[[sqlite3.Connection], T], single_statement: bool = False) -> T:
@@ -170,6 +189,8 @@ class Database:
         if self._closed:
             return
         self._closed = True
+        self._stop_checkpoints.set()
+        self._checkpointer.join(5)
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()

@@ -57,7 +57,6 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX webhooks_received ON webhooks(received_at);
     CREATE INDEX webhooks_source_type ON webhooks(source, type, received_at);
-    CREATE INDEX webhooks_status ON webhooks(status, received_at);
     CREATE TABLE webhook_failures (
         source TEXT NOT NULL,
         type   TEXT NOT NULL,

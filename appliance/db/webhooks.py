@@ -10,6 +10,20 @@ from appliance.db.database import Database
 from appliance.db.jobs import iso
 
 HOUR = 3600.0
+# A webhook's status is its latest job's state, read through a join (no second write per event);
+# the stored columns hold the last snapshot, for events whose job record was pruned.
+_STATUS = (
+    "CASE j.state WHEN 'waiting' THEN 'queued' WHEN 'active' THEN 'processing' WHEN 'retrying' THEN 'failed'"
+    " WHEN 'completed' THEN 'processed' WHEN 'dead' THEN 'dead' ELSE w.status END"
+)
+_SELECT = (
+    f"SELECT w.id, w.source, w.type, w.received_at, {_STATUS} AS status,"
+    " coalesce(j.attempts, w.attempts) AS attempts, w.duplicates,"
+    " CASE WHEN j.id IS NULL THEN w.last_error ELSE j.error END AS last_error,"
+    " w.job_id, w.content_type, w.signature_header, w.body,"
+    " coalesce(j.updated_at, w.updated_at) AS updated_at"
+    " FROM webhooks w LEFT JOIN jobs j ON j.id = w.job_id"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +87,7 @@ class WebhookLog:
         return False
 
     def get(self, event_id: str) -> WebhookEvent | None:
-        row = self.db.read().execute("SELECT * FROM webhooks WHERE id = ?", (event_id,)).fetchone()
+        row = self.db.read().execute(f"{_SELECT} WHERE w.id = ?", (event_id,)).fetchone()
         return WebhookEvent.from_row(row) if row is not None else None
 
     def find(
@@ -84,27 +98,31 @@ class WebhookLog:
         before: float | None = None,
         limit: int = 100,
     ) -> list[WebhookEvent]:
-        sql = "SELECT * FROM webhooks WHERE 1 = 1"
+        sql = f"{_SELECT} WHERE 1 = 1"
         args: list[Any] = []
-        for column, value in (("source", source), ("type", type), ("status", status)):
+        for column, value in (("w.source", source), ("w.type", type), (_STATUS, status)):
             if value is not None:
                 sql += f" AND {column} = ?"
                 args.append(value)
         if before is not None:
-            sql += " AND received_at < ?"
+            sql += " AND w.received_at < ?"
             args.append(before)
-        sql += " ORDER BY received_at DESC LIMIT ?"
+        sql += " ORDER BY w.received_at DESC LIMIT ?"
         args.append(limit)
         return [WebhookEvent.from_row(row) for row in self.db.read().execute(sql, args).fetchall()]
 
-    def set_status(self, event_id: str, status: str, attempts: int, error: str | None, now: float) -> None:
-        self.db.call(
+    def snapshot_finished(self) -> int:
+        """Copy the final state of finished jobs into their webhooks, before job records are pruned."""
+        count: int = self.db.call(
             lambda conn: conn.execute(
-                "UPDATE webhooks SET status = ?, attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
-                (status, attempts, error, now, event_id),
-            ),
+                f"UPDATE webhooks SET status = {_STATUS.replace('j.', 'f.').replace('w.', 'webhooks.')},"
+                " attempts = f.attempts, last_error = f.error, updated_at = f.updated_at"
+                " FROM (SELECT id, state, attempts, error, updated_at FROM jobs"
+                " WHERE state IN ('completed', 'dead')) AS f WHERE f.id = webhooks.job_id"
+            ).rowcount,
             single_statement=True,
         )
+        return count
 
     def set_job(self, event_id: str, job_id: str, now: float) -> None:
         self.db.call(

@@ -105,7 +105,7 @@ class JobEngine:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         # Producers on the event loop hand their writes to these threads (never block the loop).
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="enqueue")
+        self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="enqueue")
 
     # --- registration and producers ---------------------------------------------------------
 
@@ -182,10 +182,10 @@ class JobEngine:
     def prune(self, now: float | None = None) -> tuple[int, int]:
         """Drop dead jobs past the DLQ retention and completed ones past theirs."""
         now = self.clock() if now is None else now
+        for hook in self.prune_hooks:  # first: a hook may keep what it needs of the jobs pruned next
+            hook(now)
         dead = self.records.purge_dead(now - self.dlq_retention_days * DAY)
         done = self.records.purge_completed(now - self.completed_retention_days * DAY)
-        for hook in self.prune_hooks:
-            hook(now)
         if dead or done:
             log.info("pruned %d dead and %d completed jobs", dead, done)
         return dead, done

@@ -19,7 +19,6 @@ KIND = "webhook.process"
 QUEUE = "webhook-handling"
 PAYMENT_PREFIXES = ("payment_intent.", "charge.", "invoice.")
 PAYMENT_TYPES = ("checkout.session.completed",)
-STATUS_OF_JOB = {"active": "processing", "retrying": "failed", "completed": "processed", "dead": "dead"}
 
 
 def is_payment_event(event_type: str) -> bool:
@@ -57,20 +56,13 @@ class WebhookProcessor:
         return result
 
     def job_changed(self, job: Job) -> None:
-        """Engine listener: the log shows the state of each event's latest job."""
-        if job.kind != KIND:
+        """Engine listener: failed attempts count towards alerts (the log reads states by a join)."""
+        if job.kind != KIND or job.state not in ("retrying", "dead"):
             return
         event_id = job.payload.get("event_id")
-        if not isinstance(event_id, str):
-            return
-        if job.state == "waiting":
-            return  # written as `queued` with the event (or by replay)
-        status = STATUS_OF_JOB[job.state]
-        self.log.set_status(event_id, status, job.attempts, job.error, self.engine.clock())
-        if job.state in ("retrying", "dead"):
-            event = self.log.get(event_id)
-            if event is not None:
-                self.alerts.failed_attempt(event.source, event.type, job.error)
+        event = self.log.get(event_id) if isinstance(event_id, str) else None
+        if event is not None:
+            self.alerts.failed_attempt(event.source, event.type, job.error)
 
     def replay(self, event: WebhookEvent) -> Job:
         """Run a logged event again under a new job id (the event id itself deduplicates)."""
@@ -80,6 +72,7 @@ class WebhookProcessor:
         return job
 
     def prune(self, now: float) -> None:
+        self.log.snapshot_finished()
         removed = self.log.prune(now - self.settings.retention_days * 86400)
         if removed:
             log.info("pruned %d webhooks past retention", removed)
