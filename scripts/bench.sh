@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run one benchmark on a Debian machine, as root: installs what it and its baseline need.
 #   ./scripts/bench.sh queue        # the job engine against BullMQ 5 on a local Redis
+#   ./scripts/bench.sh webhooks     # signed GitHub webhooks against a bare Sanic route
 # Extra arguments go to the benchmark (for example --jobs 5000).
 set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
