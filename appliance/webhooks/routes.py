@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sanic import Blueprint, Request
@@ -62,56 +63,47 @@ async def _accept(request: Request, event: WebhookEvent) -> HTTPResponse:
     return json_response({"received": True, "duplicate": not created})
 
 
-def _rejected(request: Request, source: str, exc: IngestboxError) -> None:
-    # Nothing of an unverified body is kept: one line, no payload.
-    log.warning("%s webhook rejected from %s: %s", source, request.remote_addr or request.ip, exc.message)
+def _verify(request: Request, source: str, check: Callable[[], None]) -> None:
+    try:
+        check()
+    except IngestboxError as exc:
+        # Nothing of an unverified body is kept: one line, no payload.
+        log.warning("%s webhook rejected from %s: %s", source, request.remote_addr or request.ip, exc.message)
+        raise
+
+
+def _event(request: Request, source: str, event_id: str, event_type: str, header: str, body: bytes) -> WebhookEvent:
+    now = time.time()
+    return WebhookEvent(
+        id=event_id, source=source, type=event_type, received_at=now, status="queued", attempts=0,
+        duplicates=0, last_error=None, job_id=event_id, content_type=request.content_type or "application/json",
+        signature_header=header, body=body, updated_at=now,
+    )
 
 
 @bp.post("/webhooks/stripe")
 async def stripe_webhook(request: Request) -> HTTPResponse:
     settings = request.app.ctx.runtime.settings.webhooks.stripe
     body = _body(request)
-    header = request.headers.get("stripe-signature")
-    try:
-        verify_stripe(body, header, settings.secrets, settings.tolerance_seconds)
-    except IngestboxError as exc:
-        _rejected(request, "stripe", exc)
-        raise
+    header = request.headers.get("stripe-signature", "")
+    _verify(request, "stripe", lambda: verify_stripe(body, header, settings.secrets, settings.tolerance_seconds))
     document = _json_object(body)
-    now = time.time()
-    event = WebhookEvent(
-        id=_short_id(document.get("id"), "event id"),
-        source="stripe",
-        type=_short_id(document.get("type"), "event type"),
-        received_at=now, status="queued", attempts=0, duplicates=0, last_error=None,
-        job_id=str(document.get("id")), content_type=request.content_type or "application/json",
-        signature_header=header or "", body=body, updated_at=now,
-    )
-    return await _accept(request, event)
+    event_id = _short_id(document.get("id"), "event id")
+    event_type = _short_id(document.get("type"), "event type")
+    return await _accept(request, _event(request, "stripe", event_id, event_type, header, body))
 
 
 @bp.post("/webhooks/github")
 async def github_webhook(request: Request) -> HTTPResponse:
     settings = request.app.ctx.runtime.settings.webhooks.github
     body = _body(request)
-    header = request.headers.get("x-hub-signature-256")
-    try:
-        verify_github(body, header, settings.secrets)
-    except IngestboxError as exc:
-        _rejected(request, "github", exc)
-        raise
+    header = request.headers.get("x-hub-signature-256", "")
+    _verify(request, "github", lambda: verify_github(body, header, settings.secrets))
     delivery = _short_id(request.headers.get("x-github-delivery"), "X-GitHub-Delivery header")
     event_type = _short_id(request.headers.get("x-github-event"), "X-GitHub-Event header")
-    content_type = request.content_type or "application/json"
-    if content_type.startswith("application/json"):
+    if (request.content_type or "application/json").startswith("application/json"):
         _json_object(body)
-    now = time.time()
-    event = WebhookEvent(
-        id=delivery, source="github", type=event_type, received_at=now, status="queued", attempts=0,
-        duplicates=0, last_error=None, job_id=delivery, content_type=content_type,
-        signature_header=header or "", body=body, updated_at=now,
-    )
-    return await _accept(request, event)
+    return await _accept(request, _event(request, "github", delivery, event_type, header, body))
 
 
 @bp.get("/v1/webhooks")
