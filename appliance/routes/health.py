@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sanic import Blueprint, Request
@@ -24,9 +25,9 @@ async def readyz(request: Request) -> HTTPResponse:
     loop = asyncio.get_running_loop()
     checks: dict[str, dict[str, object]] = {}
 
-    async def check(name: str, fn: object) -> None:
+    async def check(name: str, fn: Callable[[], None]) -> None:
         try:
-            await loop.run_in_executor(None, fn)  # type: ignore[arg-type]
+            await loop.run_in_executor(None, fn)
             checks[name] = {"ok": True}
         except Exception as exc:
             checks[name] = {"ok": False, "error": str(exc)}
