@@ -300,3 +300,47 @@ def test_counts_stay_cheap_with_many_finished_jobs(db: Database) -> None:
     assert "USING COVERING INDEX jobs_queue_state" in plan, plan
     counts = engine.records.counts("work", now)
     assert counts.waiting == 0 and counts.active == 0
+
+
+def test_enqueue_many_isolates_a_failing_item_and_dedupes_within_the_batch(db: Database) -> None:
+    engine = make_engine(db)
+    engine.register("work", "x")(lambda payload, ctx: None)
+
+    def broken(conn: Any) -> None:
+        raise ValueError("the producer's side write failed")
+
+    results = engine.enqueue_many([
+        engine.new_job("work", "x", {"n": 1}, job_id="a"),
+        engine.new_job("work", "x", {"n": 2}, job_id="b", also=broken),
+        engine.new_job("work", "x", {"n": 3}, job_id="a"),
+        engine.new_job("work", "x", {"n": 4}, job_id="c"),
+    ])
+    assert isinstance(results[1], ValueError)
+    created = [(r[0].id, r[1]) for r in results if isinstance(r, tuple)]
+    assert created == [("a", True), ("a", False), ("c", True)]
+    assert engine.records.get("b") is None
+    assert engine.records.get("a").payload == {"n": 1}  # type: ignore[union-attr]
+
+
+def test_enqueue_async_burst_goes_in_few_transactions(db: Database) -> None:
+    import asyncio
+
+    engine = make_engine(db)
+    engine.register("work", "x")(lambda payload, ctx: None)
+    calls: list[int] = []
+    many = engine.enqueue_many
+
+    def counting(items: Any) -> Any:
+        calls.append(len(items))
+        return many(items)
+
+    engine.enqueue_many = counting  # type: ignore[method-assign]
+
+    async def burst() -> list[tuple[Any, bool]]:
+        ids = [f"evt-{n % 40}" for n in range(50)]  # ten of them are redeliveries
+        return await asyncio.gather(*(engine.enqueue_async("work", "x", {}, job_id=i) for i in ids))
+
+    outcomes = asyncio.run(burst())
+    assert sum(1 for _, created in outcomes if created) == 40
+    assert sum(calls) == 50 and len(calls) < 50  # batched: fewer writes than calls
+    assert engine.records.counts("work", time.time()).waiting == 40

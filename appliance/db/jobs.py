@@ -80,6 +80,19 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job to insert; `also(conn)` writes beside it in the same transaction."""
+
+    job_id: str
+    queue: str
+    kind: str
+    payload: dict[str, Any]
+    max_attempts: int
+    run_at: float | None = None
+    also: Callable[[sqlite3.Connection], Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """How one attempt ended: `completed`, `retrying` (at `retry_at`) or `dead`."""
 
@@ -125,28 +138,57 @@ class JobRecords:
         `also(conn)` runs in the same transaction first: what a producer stores beside the job
         (a webhook's raw body, say) is committed together with it or not at all.
         """
-        body = json.dumps(payload, separators=(",", ":"))
-        due = run_at if run_at is not None else now
+        (outcome,) = self.insert_many([NewJob(job_id, queue, kind, payload, max_attempts, run_at, also)], now)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-        def write(conn: sqlite3.Connection) -> int:
-            if also is not None:
-                also(conn)
-            cur = conn.execute(
+    def insert_many(self, items: list[NewJob], now: float) -> list[tuple[Job, bool] | Exception]:
+        """Insert several jobs in one transaction; each succeeds or fails (its exception) alone."""
+        bodies = [json.dumps(item.payload, separators=(",", ":")) for item in items]
+        single = len(items) == 1 and items[0].also is None
+
+        def insert_one(conn: sqlite3.Connection, item: NewJob, body: str) -> int:
+            if item.also is not None:
+                item.also(conn)
+            due = item.run_at if item.run_at is not None else now
+            return conn.execute(
                 "INSERT INTO jobs (id, queue, kind, payload, state, max_attempts, run_at, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, 'waiting', ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
-                (job_id, queue, kind, body, max_attempts, due, now, now),
-            )
-            return cur.rowcount
+                (item.job_id, item.queue, item.kind, body, item.max_attempts, due, now, now),
+            ).rowcount
 
-        if self.db.call(write, single_statement=also is None) == 0:
-            existing = self.get(job_id)
-            if existing is not None:
-                return existing, False
-            # deleted between the insert and the read (a purge): insert it afresh
-            return self.insert(job_id, queue, kind, payload, max_attempts, now, run_at, also)
-        # Built from what was written: reading the row back (RETURNING) costs a third of the insert.
-        job = Job(job_id, queue, kind, payload, "waiting", 0, max_attempts, 0, None, None, None, due, now, now, None)
-        return job, True
+        def write(conn: sqlite3.Connection) -> list[int | Exception]:
+            if single:
+                return [insert_one(conn, items[0], bodies[0])]
+            counts: list[int | Exception] = []
+            for item, body in zip(items, bodies, strict=True):
+                conn.execute("SAVEPOINT item")  # one bad item does not undo its neighbours
+                try:
+                    counts.append(insert_one(conn, item, body))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO item")
+                    counts.append(exc)
+                conn.execute("RELEASE item")
+            return counts
+
+        results: list[tuple[Job, bool] | Exception] = []
+        for item, count in zip(items, self.db.call(write, single_statement=single), strict=True):
+            if isinstance(count, Exception):
+                results.append(count)
+            elif count == 0:
+                existing = self.get(item.job_id)
+                if existing is None:  # deleted between the insert and the read (a purge): again
+                    results.append(self.insert_many([item], now)[0])
+                else:
+                    results.append((existing, False))
+            else:
+                # Built from what was written: reading the row back (RETURNING) costs a third of the insert.
+                due = item.run_at if item.run_at is not None else now
+                job = Job(item.job_id, item.queue, item.kind, item.payload, "waiting", 0, item.max_attempts, 0,
+                          None, None, None, due, now, now, None)
+                results.append((job, True))
+        return results
 
     def _one(self, sql: str, args: tuple[Any, ...]) -> Job | None:
         row = self.db.call(lambda conn: conn.execute(sql, args).fetchone())

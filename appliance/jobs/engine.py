@@ -12,12 +12,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from queue import SimpleQueue
 from typing import Any, Protocol
 
 from appliance.db.database import Database
-from appliance.db.jobs import Job, JobRecords, Outcome, iso
+from appliance.db.jobs import Job, JobRecords, NewJob, Outcome, iso
 from appliance.errors import BadRequest
 from appliance.jobs.queues import DurableHuey, UnknownKind, make_queue
 from appliance.jobs.retry import RetryPolicy
@@ -105,7 +104,10 @@ class JobEngine:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         # Producers on the event loop hand their writes to these threads (never block the loop).
-        self._executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="enqueue")
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="enqueue")
+        self._async_pending: list[tuple[NewJob, asyncio.Future[tuple[Job, bool] | Exception]]] = []
+        self._async_flushing = False
+        self._async_flusher: asyncio.Task[None] | None = None
 
     # --- registration and producers ---------------------------------------------------------
 
@@ -140,17 +142,37 @@ class JobEngine:
 
         `also(conn)` writes in the same transaction (see JobRecords.insert).
         """
+        (outcome,) = self.enqueue_many([self.new_job(queue, kind, payload, job_id, delay, also)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def new_job(
+        self,
+        queue: str,
+        kind: str,
+        payload: dict[str, Any],
+        job_id: str | None = None,
+        delay: float = 0.0,
+        also: Callable[[sqlite3.Connection], Any] | None = None,
+    ) -> NewJob:
         spec = self.specs.get(queue)
         if spec is None:
             raise UnknownQueue(f"unknown queue {queue!r}", allowed=sorted(self.specs))
-        now = self.clock()
-        job, created = self.records.insert(
-            job_id or str(uuid.uuid4()), queue, kind, payload, spec.policy.max_attempts, now, now + delay, also
-        )
-        if created:
-            self.job_changed(job)
+        run_at = self.clock() + delay if delay else None
+        return NewJob(job_id or str(uuid.uuid4()), queue, kind, payload, spec.policy.max_attempts, run_at, also)
+
+    def enqueue_many(self, items: list[NewJob]) -> list[tuple[Job, bool] | Exception]:
+        """Store several jobs in one transaction; each result is (job, created) or its own exception."""
+        results = self.records.insert_many(items, self.clock())
+        woken = set()
+        for result in results:
+            if isinstance(result, tuple) and result[1]:
+                self.job_changed(result[0])
+                woken.add(result[0].queue)
+        for queue in woken:
             self._wake(queue)
-        return job, created
+        return results
 
     async def enqueue_async(
         self,
@@ -161,10 +183,39 @@ class JobEngine:
         delay: float = 0.0,
         also: Callable[[sqlite3.Connection], Any] | None = None,
     ) -> tuple[Job, bool]:
-        """`enqueue` from the event loop: the SQLite write runs on a helper thread."""
+        """`enqueue` from the event loop, without blocking it.
+
+        Calls that arrive while a write is under way wait and go together in the next one:
+        one thread hop and one transaction for a burst of webhooks, not one each.
+        """
+        item = self.new_job(queue, kind, payload, job_id, delay, also)
         loop = asyncio.get_running_loop()
-        call = partial(self.enqueue, queue, kind, payload, job_id, delay, also)
-        return await loop.run_in_executor(self._executor, call)
+        future: asyncio.Future[tuple[Job, bool] | Exception] = loop.create_future()
+        self._async_pending.append((item, future))
+        if not self._async_flushing:
+            self._async_flushing = True
+            self._async_flusher = loop.create_task(self._flush_async())  # a reference keeps it alive
+        outcome = await future
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def _flush_async(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._async_pending:
+                batch, self._async_pending = self._async_pending, []
+                try:
+                    results = await loop.run_in_executor(
+                        self._executor, self.enqueue_many, [item for item, _ in batch]
+                    )
+                except Exception as exc:  # the transaction itself failed: every caller hears it
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._async_flushing = False
 
     # --- the dead letter queue ------------------------------------------------------------
 
