@@ -64,6 +64,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.webhooks = Counter(
+            "ingestbox_webhooks_total",
+            "Webhooks received, by source, event type and outcome (accepted, duplicate, rejected)",
+            ["source", "type", "outcome"],
+            registry=self.registry,
+        )
+
     def watch_queues(self, records: JobRecords, concurrency: dict[str, int]) -> None:
         self.registry.register(QueueGauges(records, list(concurrency), concurrency))
 

@@ -154,6 +154,8 @@ def test_stripe_bad_signatures_are_400_and_nothing_kept(hooks, receiver, case: s
     assert response.json["error"]["code"] == "invalid_signature"
     assert runtime.webhook_log.get("evt_bad") is None
     assert runtime.engine.records.get("evt_bad") is None
+    metrics = api.get("/metrics", token=None).text
+    assert 'ingestbox_webhooks_total{outcome="rejected",source="stripe",type=""} 1.0' in metrics
     time.sleep(0.1)
     assert receiver.on("/stripe") == []
 
@@ -176,6 +178,10 @@ def test_duplicate_event_is_acknowledged_but_processed_once(hooks, receiver) -> 
     time.sleep(0.3)
     assert len(receiver.on("/stripe")) == 1
     assert runtime.webhook_log.get("evt_dup").duplicates == 1  # type: ignore[union-attr]
+    metrics = api.get("/metrics", token=None).text
+    for outcome in ("accepted", "duplicate"):
+        series = f'ingestbox_webhooks_total{{outcome="{outcome}",source="stripe",type="payment_intent.succeeded"}}'
+        assert f"{series} 1.0" in metrics
 
 
 def test_bodies_that_are_not_json_objects(hooks) -> None:  # type: ignore[no-untyped-def]

@@ -58,6 +58,7 @@ async def _accept(request: Request, event: WebhookEvent) -> HTTPResponse:
     _, created = await runtime.engine.enqueue_async(
         QUEUE, KIND, {"event_id": event.id}, job_id=event.id, also=lambda conn: store(conn, event)
     )
+    runtime.metrics.webhooks.labels(event.source, event.type, "accepted" if created else "duplicate").inc()
     if not created:
         log.info("%s webhook %s (%s) is a duplicate; not processed again", event.source, event.id, event.type)
     return json_response({"received": True, "duplicate": not created})
@@ -67,7 +68,8 @@ def _verify(request: Request, source: str, check: Callable[[], None]) -> None:
     try:
         check()
     except IngestboxError as exc:
-        # Nothing of an unverified body is kept: one line, no payload.
+        # The type is not known before the signature holds; nothing of an unverified body is kept.
+        request.app.ctx.runtime.metrics.webhooks.labels(source, "", "rejected").inc()
         log.warning("%s webhook rejected from %s: %s", source, request.remote_addr or request.ip, exc.message)
         raise
 
