@@ -350,26 +350,20 @@ class JobRecords:
     def counts(self, queue: str, now: float) -> QueueCounts:
         """One queue's row: index range scans over unfinished rows plus per-minute counters."""
         conn = self.db.read()
-        by_state = dict(
-            conn.execute(
-                "SELECT state, count(*) FROM jobs WHERE queue = ?"
-                " AND state IN ('waiting', 'retrying', 'active', 'dead') GROUP BY state",
-                (queue,),
-            ).fetchall()
-        )
+        # One query per partial index: each counts only the rows of its own states.
+        waiting, active, dead = conn.execute(
+            "SELECT (SELECT count(*) FROM jobs WHERE queue = ?1 AND state IN ('waiting', 'retrying')),"
+            " (SELECT count(*) FROM jobs WHERE queue = ?1 AND state = 'active'),"
+            " (SELECT count(*) FROM jobs WHERE queue = ?1 AND state = 'dead')",
+            (queue,),
+        ).fetchone()
         since = int(now // MINUTE) - 24 * 60
         completed, failed = conn.execute(
             "SELECT coalesce(sum(completed), 0), coalesce(sum(failed), 0) FROM queue_stats"
             " WHERE queue = ? AND minute > ?",
             (queue, since),
         ).fetchone()
-        return QueueCounts(
-            active=by_state.get("active", 0),
-            waiting=by_state.get("waiting", 0) + by_state.get("retrying", 0),
-            completed_24h=completed,
-            failed_24h=failed,
-            dead=by_state.get("dead", 0),
-        )
+        return QueueCounts(active=active, waiting=waiting, completed_24h=completed, failed_24h=failed, dead=dead)
 
     def throughput(self, queue: str, since: float) -> list[tuple[int, int, int]]:
         """(minute, completed, failed) rows since a time, for charts."""

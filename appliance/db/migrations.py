@@ -85,6 +85,14 @@ MIGRATIONS: list[str] = [
         recorded_at REAL NOT NULL
     );
     """,
+    # 3: per-state partial indexes instead of one (queue, state) index that every state change
+    # rewrote; counts read only the rows of the state they count, completed rows none.
+    """
+    DROP INDEX jobs_queue_state;
+    DROP INDEX jobs_dead;
+    CREATE INDEX jobs_active ON jobs(queue) WHERE state = 'active';
+    CREATE INDEX jobs_dead ON jobs(queue, finished_at) WHERE state = 'dead';
+    """,
 ]
 
 
