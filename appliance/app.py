@@ -14,6 +14,7 @@ from appliance.auth import require_token
 from appliance.errors import render_error
 from appliance.routes import dlq, files, health, jobs, system
 from appliance.runtime import Runtime
+from appliance.uploads import routes as upload_routes
 from appliance.webhooks import routes as webhook_routes
 
 log = logging.getLogger("ingestbox")
@@ -49,7 +50,7 @@ def create_app(runtime: Runtime, name: str = "ingestbox", manage_runtime: bool =
     app.error_handler.add(Exception, render_error)
     app.on_request(require_token)
 
-    for blueprint in (health.bp, system.bp, jobs.bp, dlq.bp, files.bp, webhook_routes.bp):
+    for blueprint in (health.bp, system.bp, jobs.bp, dlq.bp, files.bp, webhook_routes.bp, upload_routes.bp):
         app.blueprint(blueprint)
 
     @app.before_server_start

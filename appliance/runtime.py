@@ -17,12 +17,14 @@ import sanic
 from appliance import __version__
 from appliance.config import Settings
 from appliance.db import Database
+from appliance.db.assets import AssetRecords
 from appliance.db.webhooks import WebhookLog
 from appliance.email.smtp import register_email
 from appliance.jobs.engine import JobEngine
 from appliance.jobs.events import EventHub
 from appliance.jobs.scheduler import SchedulerDecision, decide_for_this_machine, queue_specs
 from appliance.metrics import Metrics
+from appliance.processing.assets import register_asset_processing
 from appliance.secrets import ensure_api_token
 from appliance.selftest import register_selftest
 from appliance.storage import ObjectStore, open_store
@@ -60,6 +62,7 @@ class Runtime:
     token_file: Path | None
     webhook_log: WebhookLog
     webhooks: WebhookProcessor
+    assets: AssetRecords
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -127,4 +130,8 @@ def build_runtime(settings: Settings, probe_hardware: bool = True) -> Runtime:
     forwarder = Forwarder()
     alerts = WebhookAlerts(webhook_log, engine, settings.alerts, settings.email, forwarder)
     webhooks = WebhookProcessor(webhook_log, engine, settings.webhooks, alerts, forwarder)
-    return Runtime(settings, db, store, engine, events, metrics, hw, decision, token_file, webhook_log, webhooks)
+    assets = AssetRecords(db)
+    register_asset_processing(engine, assets, store, data_dir / "work")
+    return Runtime(
+        settings, db, store, engine, events, metrics, hw, decision, token_file, webhook_log, webhooks, assets
+    )

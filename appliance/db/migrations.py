@@ -93,6 +93,38 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_active ON jobs(queue) WHERE state = 'active';
     CREATE INDEX jobs_dead ON jobs(queue, finished_at) WHERE state = 'dead';
     """,
+    # 4: uploaded assets and their variants.
+    """
+    CREATE TABLE assets (
+        id           TEXT PRIMARY KEY,
+        kind         TEXT NOT NULL,
+        mime         TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        sha256       TEXT NOT NULL,
+        original_key TEXT NOT NULL,
+        filename     TEXT,
+        metadata     TEXT NOT NULL DEFAULT '{}',
+        callback_url TEXT,
+        notify_email TEXT,
+        job_id       TEXT NOT NULL,
+        created_at   REAL NOT NULL,
+        updated_at   REAL NOT NULL
+    );
+    CREATE INDEX assets_created ON assets(created_at);
+    CREATE TABLE variants (
+        asset_id   TEXT NOT NULL REFERENCES assets(id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        key        TEXT,
+        mime       TEXT,
+        width      INTEGER,
+        height     INTEGER,
+        size       INTEGER,
+        detail     TEXT NOT NULL DEFAULT '{}',
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (asset_id, name)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 

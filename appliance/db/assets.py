@@ -1,0 +1,76 @@
+"""Asset rows (an upload's original and what is known of it) and their variants."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.db.database import Database
+from appliance.db.jobs import iso
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    id: str
+    kind: str
+    mime: str
+    size: int
+    sha256: str
+    original_key: str
+    filename: str | None
+    job_id: str
+    created_at: float
+    updated_at: float
+    callback_url: str | None = None
+    notify_email: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Asset:
+        values = {key: row[key] for key in row.keys()}  # noqa: SIM118 (sqlite3.Row)
+        values["metadata"] = json.loads(values["metadata"])
+        return cls(**values)
+
+
+class AssetRecords:
+    """The assets and variants tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def insert_in(conn: sqlite3.Connection, asset: Asset) -> None:
+        """Inside the caller's transaction (the asset and its processing job commit together)."""
+        conn.execute(
+            "INSERT INTO assets (id, kind, mime, size, sha256, original_key, filename, metadata, callback_url,"
+            " notify_email, job_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                asset.id, asset.kind, asset.mime, asset.size, asset.sha256, asset.original_key, asset.filename,
+                json.dumps(asset.metadata), asset.callback_url, asset.notify_email, asset.job_id,
+                asset.created_at, asset.updated_at,
+            ),
+        )
+
+    def get(self, asset_id: str) -> Asset | None:
+        row = self.db.read().execute("SELECT * FROM assets WHERE id = ?", (asset_id,)).fetchone()
+        return Asset.from_row(row) if row is not None else None
+
+    def variants(self, asset_id: str) -> list[dict[str, Any]]:
+        rows = self.db.read().execute(
+            "SELECT name, state, key, mime, width, height, size, detail, updated_at FROM variants"
+            " WHERE asset_id = ? ORDER BY name",
+            (asset_id,),
+        ).fetchall()
+        return [
+            {**dict(row), "detail": json.loads(row["detail"]), "updated_at": iso(row["updated_at"])} for row in rows
+        ]
+
+    def set_metadata(self, asset_id: str, metadata: dict[str, Any], now: float) -> None:
+        self.db.call(
+            lambda conn: conn.execute(
+                "UPDATE assets SET metadata = ?, updated_at = ? WHERE id = ?", (json.dumps(metadata), now, asset_id)
+            ),
+            single_statement=True,
+        )

@@ -1,0 +1,1 @@
+"""The queue tasks: thin calls from jobs into transcode/ and friends."""

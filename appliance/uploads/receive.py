@@ -1,0 +1,115 @@
+"""One upload in flight: sniff the first bytes, then stream to storage while hashing and counting."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from typing import Any
+
+from appliance.db.assets import Asset
+from appliance.errors import BadRequest, IngestboxError
+from appliance.storage import ObjectStore, ObjectWriter
+from appliance.uploads.sniff import SNIFF_BYTES, check_type, kind_of, sniff
+
+FIELD_LIMIT = 4096  # bytes of a plain form field (callback_url, notify_email)
+TEXT_FIELDS = ("callback_url", "notify_email")
+
+
+class UploadTooLarge(IngestboxError):
+    status, code, quiet = 413, "too_large", True
+
+
+class UploadReceiver:
+    """Consumes form events; the `file` part goes to storage as it arrives, other fields are kept small.
+
+    Blocking storage calls run on the default executor and are awaited before the next chunk is
+    read, so at most one chunk per upload is in memory whatever the file's size.
+    """
+
+    def __init__(self, store: ObjectStore, max_bytes: int, allowed: list[str]) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+        self.allowed = allowed
+        self.asset_id = str(uuid.uuid4())
+        self.key = f"assets/{self.asset_id}/original"
+        self.fields: dict[str, str] = {}
+        self.filename: str | None = None
+        self.mime: str | None = None
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.writer: ObjectWriter | None = None
+        self._head = bytearray()
+        self._in_file = False
+        self._file_done = False
+        self._field = bytearray()
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    async def handle(self, kind: str, name: str, filename: str | None, data: bytes) -> None:
+        if name == "file" and filename is not None:
+            await self._file_event(kind, filename, data)
+        elif name in TEXT_FIELDS:
+            if kind == "data":
+                self._field += data
+                if len(self._field) > FIELD_LIMIT:
+                    raise BadRequest(f"form field {name} is over {FIELD_LIMIT} bytes")
+            elif kind == "end":
+                self.fields[name] = self._field.decode("utf-8", "replace").strip()
+                self._field.clear()
+        # other fields are ignored without being kept
+
+    async def _file_event(self, kind: str, filename: str, data: bytes) -> None:
+        if kind == "begin":
+            if self._file_done or self._in_file:
+                raise BadRequest("one file per upload")
+            self._in_file = True
+            self.filename = filename
+        elif kind == "data":
+            self.size += len(data)
+            if self.size > self.max_bytes:
+                raise UploadTooLarge(f"the file is over the {self.max_bytes}-byte limit", max_bytes=self.max_bytes)
+            self.sha256.update(data)
+            if self.writer is None:
+                self._head += data
+                if len(self._head) >= SNIFF_BYTES:
+                    await self._open()
+            else:
+                await self._run(self.writer.write, data)
+        elif kind == "end":
+            self._in_file = False
+            self._file_done = True
+            if self.writer is None and self._head:
+                await self._open()
+
+    async def _open(self) -> None:
+        """Decide the type from the first bytes; only an allowed file reaches storage."""
+        head = bytes(self._head)
+        self.mime = sniff(head)
+        check_type(self.mime, self.filename, self.allowed)
+        self.writer = await self._run(self.store.open_writer, self.key, self.mime)
+        self._head = bytearray()
+        await self._run(self.writer.write, head)
+
+    async def finish(self, job_id: str) -> Asset:
+        if not self._file_done:
+            raise BadRequest("no file: send it in the form field named 'file'")
+        if self.size == 0 or self.writer is None or self.mime is None:
+            raise BadRequest("the file is empty")
+        await self._run(self.writer.commit)
+        now = time.time()
+        return Asset(
+            id=self.asset_id, kind=kind_of(self.mime), mime=self.mime, size=self.size,
+            sha256=self.sha256.hexdigest(), original_key=self.key, filename=self.filename, job_id=job_id,
+            created_at=now, updated_at=now, callback_url=self.fields.get("callback_url") or None,
+            notify_email=self.fields.get("notify_email") or None,
+        )
+
+    async def abort(self) -> None:
+        """Nothing of a rejected upload stays in storage."""
+        if self.writer is not None and not self.writer.closed:
+            await self._run(self.writer.abort)
+        elif self.writer is not None:
+            await self._run(self.store.delete, self.key)

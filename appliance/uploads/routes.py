@@ -1,0 +1,71 @@
+"""POST /v1/uploads (streamed, sniffed, stored, then a file-processing job) and GET /v1/assets/{id}."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json
+
+from appliance.errors import NotFound
+from appliance.uploads.multipart import StreamingForm, boundary_of
+from appliance.uploads.receive import UploadReceiver, UploadTooLarge
+
+bp = Blueprint("uploads")
+FORM_OVERHEAD = 64 * 1024  # boundaries, part headers and the small fields around the file
+PROCESS_KIND = "asset.process"
+
+
+@bp.post("/v1/uploads", stream=True)
+async def upload(request: Request) -> HTTPResponse:
+    runtime = request.app.ctx.runtime
+    settings = runtime.settings.uploads
+    limit = settings.max_bytes + FORM_OVERHEAD
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadTooLarge(f"the body is over the {settings.max_bytes}-byte limit", max_bytes=settings.max_bytes)
+    # A stream=True route ignores REQUEST_MAX_SIZE: bound a chunked body here (Sanic answers 413).
+    stream: Any = request.stream  # Sanic's HTTP/1 stream; its type stub lacks read()
+    stream.request_max_size = limit
+    form = StreamingForm(boundary_of(request.headers.get("content-type")))
+    receiver = UploadReceiver(runtime.store, settings.max_bytes, list(settings.allowed_types))
+    try:
+        while (chunk := await stream.read()) is not None:
+            for kind, part, data in form.feed(chunk):
+                await receiver.handle(kind, part.name, part.filename, data)
+        form.finish()
+        asset = await receiver.finish(job_id=f"asset-{receiver.asset_id}")
+        store_asset = runtime.assets.insert_in
+        job, _ = await runtime.engine.enqueue_async(
+            "file-processing", PROCESS_KIND, {"asset_id": asset.id}, job_id=asset.job_id,
+            also=lambda conn: store_asset(conn, asset),
+        )
+    except BaseException:
+        await asyncio.shield(receiver.abort())
+        raise
+    return json(
+        {"asset_id": asset.id, "job_id": job.id, "status_url": f"/v1/jobs/{job.id}"},
+        status=202,
+    )
+
+
+@bp.get("/v1/assets/<asset_id:str>")
+async def get_asset(request: Request, asset_id: str) -> HTTPResponse:
+    runtime = request.app.ctx.runtime
+    asset = runtime.assets.get(asset_id)
+    if asset is None:
+        raise NotFound(f"no asset {asset_id!r}")
+    variants = {}
+    for variant in runtime.assets.variants(asset_id):
+        entry = {key: variant[key] for key in ("state", "mime", "width", "height", "size")}
+        if variant["state"] == "completed" and variant["key"]:
+            entry["url"] = runtime.store.url(variant["key"])
+        variants[variant["name"]] = entry
+    return json(
+        {
+            "id": asset.id, "kind": asset.kind, "mime": asset.mime, "size": asset.size, "sha256": asset.sha256,
+            "filename": asset.filename, "metadata": asset.metadata, "url": runtime.store.url(asset.original_key),
+            "job_id": asset.job_id, "variants": variants,
+        }
+    )

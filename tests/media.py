@@ -1,0 +1,60 @@
+"""Test media made on the spot: images with Pillow, videos with PyAV, PDFs by hand."""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from PIL import Image
+
+
+def jpeg_bytes(width: int = 640, height: int = 480) -> bytes:
+    image = Image.new("RGB", (width, height), (200, 120, 40))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def png_bytes(width: int = 64, height: int = 48) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 20, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def pdf_bytes(pages: int = 2) -> bytes:
+    """A minimal valid PDF with `pages` empty pages and a title."""
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>"]
+    kids = " ".join(f"{3 + n} 0 R" for n in range(pages))
+    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>")
+    objects += ["<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>"] * pages
+    objects.append("<< /Title (Test document) /Author (ingestbox) >>")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    info = len(objects)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info {info} 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def mp4_file(path: Path, seconds: float = 1.0, width: int = 320, height: int = 240, fps: int = 25) -> bytes:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(int(seconds * fps)):
+            shade = (index * 8) % 255
+            frame = av.VideoFrame.from_image(Image.new("RGB", (width, height), (shade, 255 - shade, 90)))
+            frame.pts = index
+            frame.time_base = Fraction(1, fps)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path.read_bytes()
