@@ -142,3 +142,69 @@ def test_truncated_jpeg_ends_dead_with_a_reason(server: ServeProcess) -> None:
     job = wait_job(server, response.json()["job_id"], ("dead",))
     assert job["attempts"] == 3
     assert "image cannot be decoded" in job["error"] and "truncated" in job["error"]
+
+
+@pytest.fixture(scope="module")
+def clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.support.clamd import start_clamd
+
+    daemon = start_clamd(tmp_path_factory.mktemp("clamd"))
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def scanning_server(tmp_path_factory: pytest.TempPathFactory, clamd: Any) -> Iterator[ServeProcess]:
+    directory = tmp_path_factory.mktemp("scanning")
+    process = write_config(directory, extra=f'[uploads.clamd]\naddress = "{clamd.address}"\nrequired = true\n')
+    process.start()
+    yield process
+    process.kill()
+
+
+def with_eicar_at(body: bytes, offset: int) -> bytes:
+    from tests.support.clamd import EICAR
+
+    return body[:offset] + EICAR + body[offset:]
+
+
+@pytest.mark.parametrize("offset", [200, 8170, 65520])
+def test_eicar_in_a_valid_pdf_is_422_and_leaves_nothing(scanning_server: ServeProcess, offset: int) -> None:
+    from tests.support.clamd import SIGNATURE
+
+    pdf = pdf_bytes(2)
+    pdf = pdf[:-6] + b"%" + b"x" * 70_000 + b"\n" + pdf[-6:]  # room for the later offsets, still a PDF
+    response = upload(scanning_server, "invoice.pdf", with_eicar_at(pdf, offset), "application/pdf")
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "infected" and error["signature"].startswith(SIGNATURE)
+    assert stored_objects(scanning_server) == []
+
+
+def test_clean_upload_is_scanned_and_kept(scanning_server: ServeProcess) -> None:
+    response = upload(scanning_server, "clean.pdf", pdf_bytes(1), "application/pdf")
+    assert response.status_code == 202
+    wait_job(scanning_server, response.json()["job_id"], ("completed",))
+    with scanning_server.client() as client:
+        asset = client.get(f"/v1/assets/{response.json()['asset_id']}").json()
+    assert asset["metadata"]["pages"] == 1
+    assert len(stored_objects(scanning_server)) == 1
+
+
+def test_scanner_down_refuses_when_required_and_passes_when_not(tmp_path: Path) -> None:
+    missing = f"unix://{tmp_path}/no-clamd.ctl"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    required = write_config(tmp_path / "a", extra=f'[uploads.clamd]\naddress = "{missing}"\nrequired = true\n')
+    optional = write_config(tmp_path / "b", extra=f'[uploads.clamd]\naddress = "{missing}"\nrequired = false\n')
+    required.start()
+    optional.start()
+    try:
+        refused = upload(required, "a.jpg", jpeg_bytes(), "image/jpeg")
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "scanner_unavailable"
+        assert stored_objects(required) == []
+        passed = upload(optional, "a.jpg", jpeg_bytes(), "image/jpeg")
+        assert passed.status_code == 202
+    finally:
+        required.kill()
+        optional.kill()

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 import uuid
 from typing import Any
 
+from appliance.config import ClamdSettings
 from appliance.db.assets import Asset
-from appliance.errors import BadRequest, IngestboxError
+from appliance.errors import BadRequest, IngestboxError, ServiceUnavailable
 from appliance.storage import ObjectStore, ObjectWriter
+from appliance.uploads.clamd import Infected, InstreamScan, ScanFailed
 from appliance.uploads.sniff import SNIFF_BYTES, check_type, kind_of, sniff
 
+log = logging.getLogger("ingestbox.uploads")
 FIELD_LIMIT = 4096  # bytes of a plain form field (callback_url, notify_email)
 TEXT_FIELDS = ("callback_url", "notify_email")
 
@@ -28,8 +32,13 @@ class UploadReceiver:
     read, so at most one chunk per upload is in memory whatever the file's size.
     """
 
-    def __init__(self, store: ObjectStore, max_bytes: int, allowed: list[str]) -> None:
+    def __init__(
+        self, store: ObjectStore, max_bytes: int, allowed: list[str], clamd: ClamdSettings | None = None
+    ) -> None:
         self.store = store
+        self.clamd = clamd
+        self.scan: InstreamScan | None = None
+        self.scanned = False
         self.max_bytes = max_bytes
         self.allowed = allowed
         self.asset_id = str(uuid.uuid4())
@@ -77,7 +86,7 @@ class UploadReceiver:
                 if len(self._head) >= SNIFF_BYTES:
                     await self._open()
             else:
-                await self._run(self.writer.write, data)
+                await self._run(self._pass, data)
         elif kind == "end":
             self._in_file = False
             self._file_done = True
@@ -89,15 +98,47 @@ class UploadReceiver:
         head = bytes(self._head)
         self.mime = sniff(head)
         check_type(self.mime, self.filename, self.allowed)
+        self.scan = await self._run(self._open_scan)
         self.writer = await self._run(self.store.open_writer, self.key, self.mime)
         self._head = bytearray()
-        await self._run(self.writer.write, head)
+        await self._run(self._pass, head)
+
+    def _open_scan(self) -> InstreamScan | None:
+        if self.clamd is None or not self.clamd.address:
+            return None
+        try:
+            return InstreamScan(self.clamd.address, self.clamd.timeout_seconds)
+        except ServiceUnavailable as exc:
+            if self.clamd.required:
+                raise ScanFailed(f"{exc.message}; uploads wait for the scanner ([uploads.clamd] required)") from exc
+            log.warning("upload %s not scanned: %s", self.asset_id, exc.message)
+            return None
+
+    def _pass(self, data: bytes) -> None:
+        """One chunk to the scanner and to storage, in the same executor call."""
+        if self.scan is not None:
+            self.scan.feed(data)
+        assert self.writer is not None
+        self.writer.write(data)
+
+    def _verdict(self) -> None:
+        if self.scan is None:
+            return
+        try:
+            found = self.scan.verdict()
+        finally:
+            self.scan.close()
+        if found is not None:
+            log.warning("upload %s rejected: clamd found %s", self.asset_id, found)
+            raise Infected(f"the file is infected: {found}", signature=found)
+        self.scanned = True
 
     async def finish(self, job_id: str) -> Asset:
         if not self._file_done:
             raise BadRequest("no file: send it in the form field named 'file'")
         if self.size == 0 or self.writer is None or self.mime is None:
             raise BadRequest("the file is empty")
+        await self._run(self._verdict)  # before the commit: an infected file never becomes visible
         await self._run(self.writer.commit)
         now = time.time()
         return Asset(
@@ -105,10 +146,13 @@ class UploadReceiver:
             sha256=self.sha256.hexdigest(), original_key=self.key, filename=self.filename, job_id=job_id,
             created_at=now, updated_at=now, callback_url=self.fields.get("callback_url") or None,
             notify_email=self.fields.get("notify_email") or None,
+            metadata={"scanned": self.scanned},
         )
 
     async def abort(self) -> None:
         """Nothing of a rejected upload stays in storage."""
+        if self.scan is not None:
+            self.scan.close()
         if self.writer is not None and not self.writer.closed:
             await self._run(self.writer.abort)
         elif self.writer is not None:

@@ -29,7 +29,7 @@ async def upload(request: Request) -> HTTPResponse:
     stream: Any = request.stream  # Sanic's HTTP/1 stream; its type stub lacks read()
     stream.request_max_size = limit
     form = StreamingForm(boundary_of(request.headers.get("content-type")))
-    receiver = UploadReceiver(runtime.store, settings.max_bytes, list(settings.allowed_types))
+    receiver = UploadReceiver(runtime.store, settings.max_bytes, list(settings.allowed_types), settings.clamd)
     try:
         while (chunk := await stream.read()) is not None:
             for kind, part, data in form.feed(chunk):
