@@ -17,6 +17,19 @@ def jpeg_bytes(width: int = 640, height: int = 480) -> bytes:
     return buffer.getvalue()
 
 
+def jpeg_with_exif(width: int, height: int, orientation: int = 6, gps: bool = True) -> bytes:
+    """A phone-like JPEG: stored sideways with an orientation tag, a camera name and a GPS position."""
+    image = Image.new("RGB", (width, height), (30, 160, 60))
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Orientation
+    exif[0x010F] = "TestCam"  # Make
+    if gps:
+        exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 22.0, 12.0), 3: "E", 4: (4.0, 53.0, 30.0)})
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif.tobytes())
+    return buffer.getvalue()
+
+
 def png_bytes(width: int = 64, height: int = 48) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), (10, 20, 30)).save(buffer, "PNG")

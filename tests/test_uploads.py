@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.media import jpeg_bytes, mp4_file, pdf_bytes, png_bytes
+from tests.media import jpeg_bytes, jpeg_with_exif, mp4_file, pdf_bytes, png_bytes
 from tests.support.server import ServeProcess, write_config
 
 pytestmark = pytest.mark.slow
@@ -68,6 +68,32 @@ def test_jpeg_is_stored_described_and_served(server: ServeProcess) -> None:
     assert all("holiday" not in str(p) for p in stored_objects(server))
 
 
+def test_thumbnails_are_upright_small_and_without_gps(server: ServeProcess) -> None:
+    import io
+
+    from PIL import Image
+
+    body = jpeg_with_exif(640, 480, orientation=6)
+    with Image.open(io.BytesIO(body)) as original:
+        assert 0x8825 in original.getexif()  # the upload does carry a position
+    answer = upload(server, "phone.jpg", body, "image/jpeg").json()
+    wait_job(server, answer["job_id"], ("completed",))
+    with server.client() as client:
+        asset = client.get(f"/v1/assets/{answer['asset_id']}").json()
+    assert asset["metadata"]["orientation"] == 6 and asset["metadata"]["camera_make"] == "TestCam"
+    variants = asset["variants"]
+    assert set(variants) == {"thumbnail", "thumbnail_webp", "large", "large_webp"}
+    assert (variants["thumbnail"]["width"], variants["thumbnail"]["height"]) == (240, 320)  # upright
+    assert (variants["large"]["width"], variants["large"]["height"]) == (480, 640)  # never upscaled
+    assert variants["thumbnail_webp"]["mime"] == "image/webp"
+    for name in ("thumbnail", "large_webp"):
+        fetched = httpx.get(variants[name]["url"], timeout=10)
+        assert fetched.status_code == 200 and len(fetched.content) == variants[name]["size"]
+        with Image.open(io.BytesIO(fetched.content)) as thumb:
+            assert thumb.size == (variants[name]["width"], variants[name]["height"])
+            assert 0x8825 not in thumb.getexif() and 0x0112 not in thumb.getexif()
+
+
 def test_pdf_and_video_are_described(server: ServeProcess, tmp_path: Path) -> None:
     pdf = upload(server, "report.pdf", pdf_bytes(3), "application/pdf").json()
     video = upload(server, "clip.mp4", mp4_file(tmp_path / "clip.mp4", seconds=1), "video/mp4").json()
@@ -78,6 +104,8 @@ def test_pdf_and_video_are_described(server: ServeProcess, tmp_path: Path) -> No
         video_asset = client.get(f"/v1/assets/{video['asset_id']}").json()
     assert pdf_asset["kind"] == "pdf" and pdf_asset["metadata"]["pages"] == 3
     assert pdf_asset["metadata"]["title"] == "Test document"
+    assert pdf_asset["variants"]["thumbnail"]["state"] == "completed"  # the first page
+    assert max(pdf_asset["variants"]["large"]["width"], pdf_asset["variants"]["large"]["height"]) == 1280
     assert video_asset["kind"] == "video" and video_asset["mime"] == "video/mp4"
     meta = video_asset["metadata"]
     assert (meta["width"], meta["height"], meta["video_codec"], meta["audio_codec"]) == (320, 240, "h264", None)
@@ -187,8 +215,9 @@ def test_clean_upload_is_scanned_and_kept(scanning_server: ServeProcess) -> None
     wait_job(scanning_server, response.json()["job_id"], ("completed",))
     with scanning_server.client() as client:
         asset = client.get(f"/v1/assets/{response.json()['asset_id']}").json()
-    assert asset["metadata"]["pages"] == 1
-    assert len(stored_objects(scanning_server)) == 1
+    assert asset["metadata"]["pages"] == 1 and asset["metadata"]["scanned"] is True
+    stored = {p.name for p in stored_objects(scanning_server)}
+    assert stored == {"original", "thumbnail.jpg", "thumbnail_webp.webp", "large.jpg", "large_webp.webp"}
 
 
 def test_scanner_down_refuses_when_required_and_passes_when_not(tmp_path: Path) -> None:

@@ -67,6 +67,20 @@ class AssetRecords:
             {**dict(row), "detail": json.loads(row["detail"]), "updated_at": iso(row["updated_at"])} for row in rows
         ]
 
+    def set_variant(
+        self, asset_id: str, name: str, state: str, now: float, key: str | None = None, mime: str | None = None,
+        width: int | None = None, height: int | None = None, size: int | None = None,
+    ) -> None:
+        """Record a variant the moment it is done (idempotent: a rerun overwrites its own row)."""
+        self.db.call(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO variants (asset_id, name, state, key, mime, width, height, size, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (asset_id, name, state, key, mime, width, height, size, now),
+            ),
+            single_statement=True,
+        )
+
     def set_metadata(self, asset_id: str, metadata: dict[str, Any], now: float) -> None:
         self.db.call(
             lambda conn: conn.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,10 @@ from appliance.db.assets import AssetRecords
 from appliance.jobs.engine import JobContext, JobEngine
 from appliance.storage import ObjectStore
 from transcode.describe import describe
+from transcode.images import Thumbnail, image_thumbnails, pdf_thumbnails
+
+THUMBNAIL_MAKERS: dict[str, Callable[[str], list[Thumbnail]]] = {"image": image_thumbnails, "pdf": pdf_thumbnails}
+EXTENSIONS = {"image/jpeg": ".jpg", "image/webp": ".webp"}
 
 
 def register_asset_processing(engine: JobEngine, assets: AssetRecords, store: ObjectStore, work_dir: Path) -> None:
@@ -26,7 +31,16 @@ def register_asset_processing(engine: JobEngine, assets: AssetRecords, store: Ob
             with store.open_reader(asset.original_key) as reader:
                 shutil.copyfileobj(reader, copy, 1024 * 1024)
             copy.flush()
-            ctx.progress(50)
-            metadata = describe(asset.kind, copy.name)
-        assets.set_metadata(asset.id, metadata, engine.clock())
-        return {"asset_id": asset.id, "metadata": metadata}
+            ctx.progress(30)
+            metadata = {**asset.metadata, **describe(asset.kind, copy.name)}
+            assets.set_metadata(asset.id, metadata, engine.clock())
+            ctx.progress(60)
+            made = []
+            maker = THUMBNAIL_MAKERS.get(asset.kind)
+            for thumb in maker(copy.name) if maker else []:
+                key = f"assets/{asset.id}/{thumb.name}{EXTENSIONS[thumb.mime]}"
+                size = store.put_bytes(key, thumb.data, thumb.mime)
+                assets.set_variant(asset.id, thumb.name, "completed", engine.clock(), key, thumb.mime,
+                                   thumb.width, thumb.height, size)
+                made.append(thumb.name)
+        return {"asset_id": asset.id, "metadata": metadata, "variants": made}
