@@ -30,6 +30,19 @@ def jpeg_with_exif(width: int, height: int, orientation: int = 6, gps: bool = Tr
     return buffer.getvalue()
 
 
+def png_bomb(side: int = 40_000) -> bytes:
+    """A PNG whose header claims side x side pixels (1.6 billion) in a few hundred bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack("!I", len(data)) + kind + data + struct.pack("!I", zlib.crc32(kind + data))
+
+    header = struct.pack("!IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
+        chunk(b"IEND", b"")
+
+
 def png_bytes(width: int = 64, height: int = 48) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), (10, 20, 30)).save(buffer, "PNG")

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.media import jpeg_bytes, jpeg_with_exif, mp4_file, pdf_bytes, png_bytes
+from tests.media import jpeg_bytes, jpeg_with_exif, mp4_file, pdf_bytes, png_bomb, png_bytes
 from tests.support.server import ServeProcess, write_config
 
 pytestmark = pytest.mark.slow
@@ -170,6 +170,13 @@ def test_truncated_jpeg_ends_dead_with_a_reason(server: ServeProcess) -> None:
     job = wait_job(server, response.json()["job_id"], ("dead",))
     assert job["attempts"] == 3
     assert "image cannot be decoded" in job["error"] and "truncated" in job["error"]
+
+
+def test_image_bomb_ends_dead_with_a_clear_reason(server: ServeProcess) -> None:
+    response = upload(server, "huge.png", png_bomb(), "image/png")
+    assert response.status_code == 202  # it is a PNG; what it claims is found out by the job
+    job = wait_job(server, response.json()["job_id"], ("dead",))
+    assert "decompression bomb" in job["error"]
 
 
 @pytest.fixture(scope="module")
