@@ -276,19 +276,6 @@ class JobRecords:
         ).fetchone()
         return row[0] if row is not None else None
 
-    def settle(self, outcome: Outcome) -> Job | None:
-        """Record one finished attempt; None if the job was not active."""
-        row = self.db.call(lambda conn: self._settle(conn, outcome))
-        return Job.from_row(row) if row is not None else None
-
-    def complete(self, job_id: str, result: Any, now: float) -> Job | None:
-        return self.settle(Outcome(job_id, "completed", now, result=result))
-
-    def fail(self, job_id: str, error: str, traceback: str, now: float, retry_at: float | None) -> Job | None:
-        """Record a failed attempt: retrying at `retry_at`, or dead when it is None."""
-        state = "dead" if retry_at is None else "retrying"
-        return self.settle(Outcome(job_id, state, now, error=error, traceback=traceback, retry_at=retry_at))
-
     def set_progress(self, job_id: str, progress: int, now: float) -> Job | None:
         return self._one(
             "UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND state = 'active' RETURNING *",
@@ -364,14 +351,6 @@ class JobRecords:
             (queue, since),
         ).fetchone()
         return QueueCounts(active=active, waiting=waiting, completed_24h=completed, failed_24h=failed, dead=dead)
-
-    def throughput(self, queue: str, since: float) -> list[tuple[int, int, int]]:
-        """(minute, completed, failed) rows since a time, for charts."""
-        rows = self.db.read().execute(
-            "SELECT minute, completed, failed FROM queue_stats WHERE queue = ? AND minute >= ? ORDER BY minute",
-            (queue, int(since // MINUTE)),
-        ).fetchall()
-        return [(r[0], r[1], r[2]) for r in rows]
 
     @staticmethod
     def _count(conn: sqlite3.Connection, queue: str, now: float, completed: int = 0, failed: int = 0) -> None:

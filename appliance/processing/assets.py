@@ -18,10 +18,13 @@ THUMBNAIL_MAKERS: dict[str, Callable[[str], list[Thumbnail]]] = {"image": image_
 EXTENSIONS = {"image/jpeg": ".jpg", "image/webp": ".webp"}
 
 
+PROCESS_KIND = "asset.process"
+
+
 def register_asset_processing(engine: JobEngine, assets: AssetRecords, store: ObjectStore, work_dir: Path) -> None:
     work_dir.mkdir(parents=True, exist_ok=True)
 
-    @engine.register("file-processing", "asset.process")
+    @engine.register("file-processing", PROCESS_KIND)
     def process(payload: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
         asset = assets.get(payload["asset_id"])
         if asset is None:

@@ -111,10 +111,6 @@ class MinioStore(ObjectStore):
         except Exception as exc:
             raise StorageError(f"minio at {self.endpoint} is not reachable: {exc}") from exc
 
-    def ensure_bucket(self) -> None:
-        if not self.client.bucket_exists(self.bucket):
-            self.client.make_bucket(self.bucket)
-
     def describe(self) -> str:
         return f"minio (bucket {self.bucket} at {self.endpoint})"
 

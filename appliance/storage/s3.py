@@ -126,11 +126,5 @@ class S3Store(ObjectStore):
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"s3 bucket {self.bucket} at {self.endpoint} is not reachable: {exc}") from exc
 
-    def ensure_bucket(self) -> None:
-        try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except ClientError:
-            self.client.create_bucket(Bucket=self.bucket)
-
     def describe(self) -> str:
         return f"s3 (bucket {self.bucket} at {self.endpoint})"

@@ -9,12 +9,12 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from appliance.errors import NotFound
+from appliance.processing.assets import PROCESS_KIND
 from appliance.uploads.multipart import StreamingForm, boundary_of
 from appliance.uploads.receive import UploadReceiver, UploadTooLarge
 
 bp = Blueprint("uploads")
 FORM_OVERHEAD = 64 * 1024  # boundaries, part headers and the small fields around the file
-PROCESS_KIND = "asset.process"
 
 
 @bp.post("/v1/uploads", stream=True)
