@@ -28,6 +28,7 @@ from appliance.processing.assets import register_asset_processing
 from appliance.secrets import ensure_api_token
 from appliance.selftest import register_selftest
 from appliance.storage import ObjectStore, open_store
+from appliance.storage.local import LocalStore
 from appliance.webhooks.alerts import WebhookAlerts
 from appliance.webhooks.forward import Forwarder
 from appliance.webhooks.processing import WebhookProcessor
@@ -91,6 +92,11 @@ class Runtime:
         }
 
     def start(self) -> None:
+        if isinstance(self.store, LocalStore):
+            # An upload cut by a kill -9 leaves its partial file; nothing writes yet, so all are leftovers.
+            removed = self.store.sweep_incoming()
+            if removed:
+                log.warning("removed %d partial upload file(s) left by an earlier process", removed)
         recovered = self.engine.start()
         if recovered:
             log.warning("recovered %d interrupted job(s); they run again", recovered)

@@ -116,3 +116,18 @@ def test_apps_do_not_share_state(runtime: Runtime) -> None:
     second = create_app(runtime, manage_runtime=False)
     assert first is not second
     assert isinstance(first, Sanic)
+
+
+def test_start_removes_partial_files_left_by_a_dead_process(settings) -> None:  # type: ignore[no-untyped-def]
+    from appliance.runtime import build_runtime
+    from appliance.storage.local import LocalStore
+
+    runtime = build_runtime(settings, probe_hardware=False)
+    assert isinstance(runtime.store, LocalStore)
+    leftover = runtime.store.temp_dir / "cut-by-kill-9.part"
+    leftover.write_bytes(b"half an upload")
+    runtime.start()
+    try:
+        assert not leftover.exists()
+    finally:
+        runtime.stop()

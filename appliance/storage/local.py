@@ -119,12 +119,10 @@ class LocalStore(ObjectStore):
     def describe(self) -> str:
         return f"local ({self.root})"
 
-    def sweep_incoming(self, older_than_seconds: float = 3600) -> int:
-        """Remove temporary files left by writers of a process that died."""
+    def sweep_incoming(self) -> int:
+        """Remove the temporary files of writers of a process that died (call before any writer opens)."""
         removed = 0
-        cutoff = time.time() - older_than_seconds
         for path in self.temp_dir.glob("*.part"):
-            if path.stat().st_mtime < cutoff:
-                path.unlink(missing_ok=True)
-                removed += 1
+            path.unlink(missing_ok=True)
+            removed += 1
         return removed
