@@ -53,12 +53,11 @@ def resolve_secrets(settings: Settings) -> None:
     if token:
         server.api_tokens = [*server.api_tokens, *_lines(token)]
 
-    for section, cred in ((settings.webhooks.stripe, "stripe-secrets"), (settings.webhooks.github, "github-secrets")):
-        name = "stripe" if cred.startswith("stripe") else "github"
+    for name, section in (("stripe", settings.webhooks.stripe), ("github", settings.webhooks.github)):
         if section.secrets_file is not None:
             text = _read_secret_file(src, f"webhooks.{name}.secrets_file", section.secrets_file)
             section.secrets = [*section.secrets, *_lines(text)]
-        from_cred = _credential(cred)
+        from_cred = _credential(f"{name}-secrets")
         if from_cred:
             section.secrets = [*section.secrets, *_lines(from_cred)]
 
