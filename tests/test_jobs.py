@@ -98,8 +98,10 @@ def test_retries_wait_1s_then_4s_then_dead(db: Database) -> None:
         engine.stop(2)
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(starts) == 3
-    assert 0.95 <= gaps[0] < 2.5, gaps
-    assert 3.95 <= gaps[1] < 6.0, gaps
+    # Lower bounds are what the scheduler guarantees; the upper ones only tell each wait from the
+    # next step of the backoff (4 s, 16 s), so a busy machine cannot make this test flaky.
+    assert 0.95 <= gaps[0] < 4.0, gaps
+    assert 3.95 <= gaps[1] < 16.0, gaps
     job = engine.records.get("j-flaky")
     assert job is not None
     assert job.attempts == 3 and job.max_attempts == 3
