@@ -130,6 +130,9 @@ class UploadSettings(Strict):
     max_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0, le=64 * 1024 * MiB)
     allowed_types: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_TYPES))
     clamd: ClamdSettings = Field(default_factory=ClamdSettings)
+    # Signs the POST to an upload's callback_url; unset: a key generated into <data_dir>/callback-secret.
+    callback_secret: str | None = None
+    callback_secret_file: Path | None = None
 
 
 class StripeSettings(Strict):
@@ -212,6 +215,17 @@ class HwaccelSettings(Strict):
     )
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+class TranscodeSettings(Strict):
+    # libx264's speed preset; the quality target `crf` maps onto every encoder's own scale (hwaccel/backends.py).
+    preset: Literal[X264_PRESETS] = "veryfast"  # type: ignore[valid-type]
+    crf: int = Field(default=23, ge=0, le=51)
+    # New transcodes wait while less memory than this is available.
+    min_free_memory_mb: int = Field(default=512, ge=0)
+
+
 class Settings(Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -223,6 +237,7 @@ class Settings(Strict):
     dlq: DlqSettings = Field(default_factory=DlqSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     hwaccel: HwaccelSettings = Field(default_factory=HwaccelSettings)
+    transcode: TranscodeSettings = Field(default_factory=TranscodeSettings)
 
     # Where the settings came from; not a config key.
     _source: str = "built-in defaults"

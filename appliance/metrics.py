@@ -71,6 +71,23 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.upload_bytes = Counter(
+            "ingestbox_upload_bytes_total", "Bytes of accepted uploads", registry=self.registry
+        )
+        self.transcode_seconds = Histogram(
+            "ingestbox_transcode_seconds",
+            "Wall time of a finished transcode, by encoder (libx264, nvenc, qsv, vaapi)",
+            ["encoder"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.encoder_fallbacks = Counter(
+            "ingestbox_encoder_fallbacks_total",
+            "Transcodes that fell back from one encoder to the next",
+            ["from_encoder", "to_encoder"],
+            registry=self.registry,
+        )
+
     def watch_queues(self, records: JobRecords, concurrency: dict[str, int]) -> None:
         self.registry.register(QueueGauges(records, list(concurrency), concurrency))
 

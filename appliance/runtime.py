@@ -25,13 +25,17 @@ from appliance.jobs.events import EventHub
 from appliance.jobs.scheduler import SchedulerDecision, decide_for_this_machine, queue_specs
 from appliance.metrics import Metrics
 from appliance.processing.assets import register_asset_processing
+from appliance.processing.notify import AssetNotifier
+from appliance.processing.transcoding import TranscodePolicy, register_transcoding
 from appliance.secrets import ensure_api_token
 from appliance.selftest import register_selftest
 from appliance.storage import ObjectStore, open_store
+from appliance.storage.factory import data_secret
 from appliance.storage.local import LocalStore
 from appliance.webhooks.alerts import WebhookAlerts
 from appliance.webhooks.forward import Forwarder
 from appliance.webhooks.processing import WebhookProcessor
+from hwaccel.backends import Quality
 from hwaccel.probe import HwaccelReport, probe_all
 
 log = logging.getLogger("ingestbox")
@@ -109,13 +113,17 @@ class Runtime:
         self.db.close()
 
 
-def build_runtime(settings: Settings, probe_hardware: bool = True) -> Runtime:
+def build_runtime(settings: Settings, probe_hardware: bool = True, hwaccel: HwaccelReport | None = None) -> Runtime:
+    """`hwaccel` replaces the probe (a report made earlier, or one a test wants)."""
     data_dir = settings.server.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     token_file = ensure_api_token(settings)
     db = Database(data_dir / "ingestbox.db", synchronous=settings.server.db_synchronous)
     store = open_store(settings)
-    hw = probe_all(settings.hwaccel.mode, list(settings.hwaccel.prefer)) if probe_hardware else probe_all("off")
+    if hwaccel is not None:
+        hw = hwaccel
+    else:
+        hw = probe_all(settings.hwaccel.mode, list(settings.hwaccel.prefer)) if probe_hardware else probe_all("off")
     hardware_sessions = 0 if hw.chosen in ("libx264", "none") else 2
     decision = decide_for_this_machine(hardware_sessions)
     engine = JobEngine(
@@ -137,7 +145,14 @@ def build_runtime(settings: Settings, probe_hardware: bool = True) -> Runtime:
     alerts = WebhookAlerts(webhook_log, engine, settings.alerts, settings.email, forwarder)
     webhooks = WebhookProcessor(webhook_log, engine, settings.webhooks, alerts, forwarder)
     assets = AssetRecords(db)
-    register_asset_processing(engine, assets, store, data_dir / "work")
+    callback_secret = settings.uploads.callback_secret or data_secret(data_dir, "callback-secret").hex()
+    notifier = AssetNotifier(engine, assets, store, forwarder, callback_secret, bool(settings.email.smtp_host))
+    register_asset_processing(engine, assets, store, data_dir / "work", notifier)
+    policy = TranscodePolicy(
+        hw, Quality(settings.transcode.crf, settings.transcode.preset), decision.threads_per_transcode,
+        settings.transcode.min_free_memory_mb * 1024 * 1024,
+    )
+    register_transcoding(engine, assets, store, data_dir / "work", policy, metrics, notifier)
     return Runtime(
         settings, db, store, engine, events, metrics, hw, decision, token_file, webhook_log, webhooks, assets
     )

@@ -18,6 +18,7 @@ CREDENTIAL_NAMES = {
     "s3-secret-access-key": "storage.s3.secret_access_key",
     "minio-secret-key": "storage.minio.secret_key",
     "smtp-password": "email.password",
+    "callback-secret": "uploads.callback_secret",
 }
 
 
@@ -63,23 +64,26 @@ def resolve_secrets(settings: Settings) -> None:
 
     s3 = settings.storage.s3
     if s3 is not None and s3.secret_access_key is None:
-        if s3.secret_access_key_file is not None:
-            key = "storage.s3.secret_access_key_file"
-            s3.secret_access_key = _read_secret_file(src, key, s3.secret_access_key_file)
-        else:
-            s3.secret_access_key = _credential("s3-secret-access-key")
+        s3.secret_access_key = _one_secret(src, "storage.s3.secret_access_key_file", s3.secret_access_key_file,
+                                           "s3-secret-access-key")
     minio = settings.storage.minio
     if minio is not None and minio.secret_key is None:
-        if minio.secret_key_file is not None:
-            minio.secret_key = _read_secret_file(src, "storage.minio.secret_key_file", minio.secret_key_file)
-        else:
-            minio.secret_key = _credential("minio-secret-key")
+        minio.secret_key = _one_secret(src, "storage.minio.secret_key_file", minio.secret_key_file,
+                                       "minio-secret-key")
     email = settings.email
     if email.password is None:
-        if email.password_file is not None:
-            email.password = _read_secret_file(src, "email.password_file", email.password_file)
-        else:
-            email.password = _credential("smtp-password")
+        email.password = _one_secret(src, "email.password_file", email.password_file, "smtp-password")
+    uploads = settings.uploads
+    if uploads.callback_secret is None:
+        uploads.callback_secret = _one_secret(src, "uploads.callback_secret_file", uploads.callback_secret_file,
+                                              "callback-secret")
+
+
+def _one_secret(source: str, key: str, path: Path | None, credential: str) -> str | None:
+    """A single-valued secret: its *_file when one is named, else the systemd credential, else None."""
+    if path is not None:
+        return _read_secret_file(source, key, path)
+    return _credential(credential)
 
 
 def ensure_api_token(settings: Settings) -> Path | None:

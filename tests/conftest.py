@@ -13,6 +13,7 @@ from sanic import Sanic
 from appliance.app import create_app
 from appliance.config import ServerSettings, Settings
 from appliance.runtime import Runtime, build_runtime
+from tests.support.receiver import Receiver, start_receiver
 from tests.support.seaweed import SeaweedS3, start_seaweed
 from tests.support.server import ServeProcess, write_config
 
@@ -62,6 +63,14 @@ class ApiClient:
 @pytest.fixture
 def api(runtime: Runtime) -> ApiClient:
     return ApiClient(create_app(runtime, manage_runtime=False), runtime.tokens[0])
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A loopback HTTP server that records what is POSTed to it."""
+    server = start_receiver()
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import array
 import io
+import math
 from fractions import Fraction
 from pathlib import Path
 
@@ -71,16 +73,64 @@ def pdf_bytes(pages: int = 2) -> bytes:
 
 
 def mp4_file(path: Path, seconds: float = 1.0, width: int = 320, height: int = 240, fps: int = 25) -> bytes:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for index in range(int(seconds * fps)):
-            shade = (index * 8) % 255
-            frame = av.VideoFrame.from_image(Image.new("RGB", (width, height), (shade, 255 - shade, 90)))
-            frame.pts = index
-            frame.time_base = Fraction(1, fps)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    make_video(path, seconds, width, height, fps, audio=False)
     return path.read_bytes()
+
+
+ENCODER_QUIET = {
+    "libx264": {"preset": "ultrafast"},
+    "libx265": {"preset": "ultrafast", "x265-params": "log-level=error"},
+}
+
+
+def marker_frame(width: int, height: int, index: int) -> Image.Image:
+    """A moving shade with a red square in the top-left corner: where it lands shows the output's orientation."""
+    shade = (index * 8) % 255
+    image = Image.new("RGB", (width, height), (shade, 255 - shade, 90))
+    side = max(2, min(width, height) // 4)
+    image.paste((255, 0, 0), (0, 0, side, side))
+    return image
+
+
+def tone(index: int, samples: int, rate: int) -> bytes:
+    """Stereo s16 samples of a 440 Hz tone."""
+    values = array.array("h")
+    for n in range(samples):
+        value = int(8000 * math.sin(2 * math.pi * 440 * (index * samples + n) / rate))
+        values.extend((value, value))
+    return values.tobytes()
+
+
+def make_video(
+    path: Path, seconds: float = 1.0, width: int = 320, height: int = 240, fps: int = 25, *,
+    codec: str = "libx264", pix_fmt: str = "yuv420p", audio: bool = True, rotation: int = 0, vfr: bool = False,
+) -> Path:
+    """A clip with a marker and an optional 440 Hz tone; `rotation` is the display matrix (-90: a phone's portrait),
+    `vfr` alternates 1/fps and 2/fps gaps between frames."""
+    container_format = "mov" if path.suffix == ".mov" else "mp4"
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=fps, options=ENCODER_QUIET.get(codec, {}))
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        time_base = Fraction(1, fps * 2)
+        stream.codec_context.time_base = time_base
+        if rotation:
+            stream.set_display_rotation(rotation)
+        sound = container.add_stream("aac", rate=48000, layout="stereo") if audio else None
+        base = [marker_frame(width, height, index) for index in range(8)]
+        pts, index = 0, 0
+        while pts < seconds * fps * 2:
+            frame = av.VideoFrame.from_image(base[index % 8]).reformat(format=pix_fmt)
+            frame.pts, frame.time_base = pts, time_base
+            container.mux(stream.encode(frame))
+            pts += 2 if not vfr or index % 2 == 0 else 4
+            index += 1
+        container.mux(stream.encode(None))
+        if sound is not None:
+            samples = 1024
+            for chunk in range(int(seconds * 48000 / samples)):
+                frame = av.AudioFrame(format="s16", layout="stereo", samples=samples)
+                frame.planes[0].update(tone(chunk, samples, 48000))
+                frame.sample_rate, frame.pts, frame.time_base = 48000, chunk * samples, Fraction(1, 48000)
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode(None))
+    return path

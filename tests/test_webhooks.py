@@ -29,18 +29,12 @@ from appliance.config import (
 from appliance.runtime import Runtime, build_runtime
 from appliance.webhooks.verify import github_signature
 from tests.conftest import ApiClient
-from tests.support.receiver import Receiver, start_receiver
+from tests.support.receiver import Receiver
+from tests.support.smtp import smtp_inbox
 
 EXAMPLES = Path(__file__).parent / "npm" / "node_modules" / "@octokit" / "webhooks-examples" / "api.github.com"
 STRIPE_OLD, STRIPE_NEW = "whsec_old_secret", "whsec_new_secret"
 GITHUB_SECRET = "gh-webhook-secret"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = start_receiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -319,45 +313,29 @@ def test_unconfigured_source_is_503(tmp_path: Path) -> None:
 
 def test_alert_email_goes_out_through_email_sending(tmp_path: Path, receiver: Receiver) -> None:
     """A real SMTP server (aiosmtpd) receives the alert mail."""
-    from aiosmtpd.controller import Controller
-
     from appliance.config import EmailSettings
-    from tests.support.ports import free_port
 
-    class Inbox:
-        def __init__(self) -> None:
-            self.messages: list[Any] = []
-
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            self.messages.append(envelope)
-            return "250 OK"
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings = Settings(
-        server=ServerSettings(data_dir=tmp_path / "data", shutdown_grace_seconds=2),
-        webhooks=WebhookSettings(github=GithubSettings(secrets=[GITHUB_SECRET], forward_to=f"{receiver.url}/gh")),
-        alerts=AlertSettings(email_to=["ops@example.com"]),
-        email=EmailSettings(smtp_host="127.0.0.1", smtp_port=controller.port, starttls=False, sender="box@example.com"),
-        queues=QueuesSettings(**{"webhook-handling": QueueSettings(backoff_base_seconds=0.05, max_attempts=4)}),
-    )
-    runtime = build_runtime(settings, probe_hardware=False)
-    runtime.start()
-    try:
-        api = ApiClient(create_app(runtime, manage_runtime=False), runtime.tokens[0])
-        receiver.fail_next(4)
-        body = b'{"ref": "refs/heads/main"}'
-        api.post("/webhooks/github", token=None, content=body, headers=github_headers(body, "push", "mail-1"))
-        wait_status(runtime, "mail-1", "dead")
-        deadline = time.monotonic() + 20
-        while not inbox.messages and time.monotonic() < deadline:
-            time.sleep(0.05)
-        (mail,) = inbox.messages
-        assert mail.rcpt_tos == ["ops@example.com"] and mail.mail_from == "box@example.com"
-        text = mail.content.decode()
-        assert "Subject: [ingestbox] github webhook push is failing" in text
-        assert "failed 4 times in the last hour" in text
-    finally:
-        runtime.stop()
-        controller.stop()
+    with smtp_inbox() as inbox:
+        settings = Settings(
+            server=ServerSettings(data_dir=tmp_path / "data", shutdown_grace_seconds=2),
+            webhooks=WebhookSettings(github=GithubSettings(secrets=[GITHUB_SECRET], forward_to=f"{receiver.url}/gh")),
+            alerts=AlertSettings(email_to=["ops@example.com"]),
+            email=EmailSettings(smtp_host="127.0.0.1", smtp_port=inbox.port, starttls=False,
+                                sender="box@example.com"),
+            queues=QueuesSettings(**{"webhook-handling": QueueSettings(backoff_base_seconds=0.05, max_attempts=4)}),
+        )
+        runtime = build_runtime(settings, probe_hardware=False)
+        runtime.start()
+        try:
+            api = ApiClient(create_app(runtime, manage_runtime=False), runtime.tokens[0])
+            receiver.fail_next(4)
+            body = b'{"ref": "refs/heads/main"}'
+            api.post("/webhooks/github", token=None, content=body, headers=github_headers(body, "push", "mail-1"))
+            wait_status(runtime, "mail-1", "dead")
+            (mail,) = inbox.wait(1, timeout=20)
+            assert mail.rcpt_tos == ["ops@example.com"] and mail.mail_from == "box@example.com"
+            message = inbox.parsed(mail)
+            assert message["Subject"] == "[ingestbox] github webhook push is failing"
+            assert "failed 4 times in the last hour" in message.get_body(("plain",)).get_content()
+        finally:
+            runtime.stop()

@@ -70,15 +70,22 @@ class AssetRecords:
     def set_variant(
         self, asset_id: str, name: str, state: str, now: float, key: str | None = None, mime: str | None = None,
         width: int | None = None, height: int | None = None, size: int | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> None:
         """Record a variant the moment it is done (idempotent: a rerun overwrites its own row)."""
-        self.db.call(
-            lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO variants (asset_id, name, state, key, mime, width, height, size, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (asset_id, name, state, key, mime, width, height, size, now),
-            ),
-            single_statement=True,
+        self.db.call(lambda conn: self.set_variant_in(conn, asset_id, name, state, now, key, mime, width, height, size,
+                                                      detail), single_statement=True)
+
+    @staticmethod
+    def set_variant_in(
+        conn: sqlite3.Connection, asset_id: str, name: str, state: str, now: float, key: str | None = None,
+        mime: str | None = None, width: int | None = None, height: int | None = None, size: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO variants (asset_id, name, state, key, mime, width, height, size, detail,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (asset_id, name, state, key, mime, width, height, size, json.dumps(detail or {}), now),
         )
 
     def set_metadata(self, asset_id: str, metadata: dict[str, Any], now: float) -> None:

@@ -10,9 +10,10 @@ from appliance.config import Settings
 from appliance.storage.base import ObjectStore
 
 
-def url_secret(data_dir: Path) -> bytes:
-    """The key that signs local-storage URLs, made once per data directory (mode 0600)."""
-    path = data_dir / "url-secret"
+def data_secret(data_dir: Path, name: str) -> bytes:
+    """A random key made once per data directory (mode 0600): `url-secret` signs local-storage URLs,
+    `callback-secret` signs upload callbacks unless one is configured."""
+    path = data_dir / name
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -47,4 +48,4 @@ def open_store(settings: Settings) -> ObjectStore:
     from appliance.storage.local import LocalStore
 
     root = storage.local.root or settings.server.data_dir / "objects"
-    return LocalStore(root, url_secret(settings.server.data_dir), public_base_url(settings))
+    return LocalStore(root, data_secret(settings.server.data_dir, "url-secret"), public_base_url(settings))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -19,6 +21,7 @@ from appliance.uploads.sniff import SNIFF_BYTES, check_type, kind_of, sniff
 log = logging.getLogger("ingestbox.uploads")
 FIELD_LIMIT = 4096  # bytes of a plain form field (callback_url, notify_email)
 TEXT_FIELDS = ("callback_url", "notify_email")
+EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+")
 
 
 class UploadTooLarge(IngestboxError):
@@ -138,16 +141,27 @@ class UploadReceiver:
             raise BadRequest("no file: send it in the form field named 'file'")
         if self.size == 0 or self.writer is None or self.mime is None:
             raise BadRequest("the file is empty")
+        callback_url, notify_email = self._notification_fields()
         await self._run(self._verdict)  # before the commit: an infected file never becomes visible
         await self._run(self.writer.commit)
         now = time.time()
         return Asset(
             id=self.asset_id, kind=kind_of(self.mime), mime=self.mime, size=self.size,
             sha256=self.sha256.hexdigest(), original_key=self.key, filename=self.filename, job_id=job_id,
-            created_at=now, updated_at=now, callback_url=self.fields.get("callback_url") or None,
-            notify_email=self.fields.get("notify_email") or None,
+            created_at=now, updated_at=now, callback_url=callback_url, notify_email=notify_email,
             metadata={"scanned": self.scanned},
         )
+
+    def _notification_fields(self) -> tuple[str | None, str | None]:
+        callback_url = self.fields.get("callback_url", "").strip() or None
+        if callback_url is not None:
+            parsed = urllib.parse.urlsplit(callback_url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise BadRequest("callback_url must be an http:// or https:// URL")
+        notify_email = self.fields.get("notify_email", "").strip() or None
+        if notify_email is not None and not EMAIL.fullmatch(notify_email):
+            raise BadRequest("notify_email must be one email address")
+        return callback_url, notify_email
 
     async def abort(self) -> None:
         """Nothing of a rejected upload stays in storage."""

@@ -10,6 +10,7 @@ from sanic.response import HTTPResponse, json
 
 from appliance.errors import NotFound
 from appliance.processing.assets import PROCESS_KIND
+from appliance.processing.documents import asset_document
 from appliance.uploads.multipart import StreamingForm, boundary_of
 from appliance.uploads.receive import UploadReceiver, UploadTooLarge
 
@@ -44,6 +45,7 @@ async def upload(request: Request) -> HTTPResponse:
     except BaseException:
         await asyncio.shield(receiver.abort())
         raise
+    runtime.metrics.upload_bytes.inc(asset.size)
     return json(
         {"asset_id": asset.id, "job_id": job.id, "status_url": f"/v1/jobs/{job.id}"},
         status=202,
@@ -56,16 +58,4 @@ async def get_asset(request: Request, asset_id: str) -> HTTPResponse:
     asset = runtime.assets.get(asset_id)
     if asset is None:
         raise NotFound(f"no asset {asset_id!r}")
-    variants = {}
-    for variant in runtime.assets.variants(asset_id):
-        entry = {key: variant[key] for key in ("state", "mime", "width", "height", "size")}
-        if variant["state"] == "completed" and variant["key"]:
-            entry["url"] = runtime.store.url(variant["key"])
-        variants[variant["name"]] = entry
-    return json(
-        {
-            "id": asset.id, "kind": asset.kind, "mime": asset.mime, "size": asset.size, "sha256": asset.sha256,
-            "filename": asset.filename, "metadata": asset.metadata, "url": runtime.store.url(asset.original_key),
-            "job_id": asset.job_id, "variants": variants,
-        }
-    )
+    return json(asset_document(runtime.assets, runtime.store, asset))

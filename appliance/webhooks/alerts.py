@@ -9,6 +9,7 @@ from typing import Any
 
 from appliance.config import AlertSettings, EmailSettings
 from appliance.db.webhooks import WebhookLog
+from appliance.email.templates import webhook_alert
 from appliance.jobs.engine import JobContext, JobEngine
 from appliance.webhooks.forward import Forwarder
 
@@ -50,15 +51,8 @@ class WebhookAlerts:
             self.engine.enqueue("webhook-handling", "alert.post", {"url": self.settings.url, "alert": alert})
         if self.settings.email_to:
             if self.email.smtp_host:
-                self.engine.enqueue(
-                    "email-sending",
-                    "email.send",
-                    {
-                        "to": self.settings.email_to,
-                        "subject": f"[ingestbox] {source} webhook {type} is failing",
-                        "text": message + "\n\nSee the webhook log and the dead letter queue on the status page.\n",
-                    },
-                )
+                mail = webhook_alert(source, type, count, error or "")
+                self.engine.enqueue("email-sending", "email.send", {"to": self.settings.email_to, **mail})
             else:
                 log.warning("alert email to %s not sent: [email] smtp_host is not configured", self.settings.email_to)
         return True
