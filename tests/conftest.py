@@ -13,6 +13,7 @@ from sanic import Sanic
 from appliance.app import create_app
 from appliance.config import ServerSettings, Settings
 from appliance.runtime import Runtime, build_runtime
+from tests.support.clamd import Clamd, start_clamd
 from tests.support.receiver import Receiver, start_receiver
 from tests.support.seaweed import SeaweedS3, start_seaweed
 from tests.support.server import ServeProcess, write_config
@@ -71,6 +72,14 @@ def receiver() -> Iterator[Receiver]:
     server = start_receiver()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clamd]:
+    """Debian's clamd with a one-line EICAR signature database (no internet needed)."""
+    daemon = start_clamd(tmp_path_factory.mktemp("clamd"))
+    yield daemon
+    daemon.stop()
 
 
 @pytest.fixture(scope="session")

@@ -180,15 +180,6 @@ def test_image_bomb_ends_dead_with_a_clear_reason(server: ServeProcess) -> None:
 
 
 @pytest.fixture(scope="module")
-def clamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from tests.support.clamd import start_clamd
-
-    daemon = start_clamd(tmp_path_factory.mktemp("clamd"))
-    yield daemon
-    daemon.stop()
-
-
-@pytest.fixture(scope="module")
 def scanning_server(tmp_path_factory: pytest.TempPathFactory, clamd: Any) -> Iterator[ServeProcess]:
     directory = tmp_path_factory.mktemp("scanning")
     process = write_config(directory, extra=f'[uploads.clamd]\naddress = "{clamd.address}"\nrequired = true\n')

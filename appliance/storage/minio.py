@@ -31,8 +31,8 @@ class MinioWriter(MultipartWriter):
     def _create(self) -> str:
         return self.client._create_multipart_upload(self.bucket, self.key, {"Content-Type": self.content_type})
 
-    def _upload_part(self, upload_id: str, number: int, data: bytes) -> str:
-        return self.client._upload_part(self.bucket, self.key, data, None, upload_id, number)
+    def _upload_part(self, upload_id: str, number: int, data: bytes | bytearray) -> str:
+        return self.client._upload_part(self.bucket, self.key, bytes(data), None, upload_id, number)
 
     def _complete(self, upload_id: str, parts: list[tuple[int, str]]) -> None:
         self.client._complete_multipart_upload(

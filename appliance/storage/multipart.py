@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from appliance.errors import StorageError
 from appliance.storage.base import ObjectWriter
@@ -11,11 +13,16 @@ from appliance.storage.base import ObjectWriter
 log = logging.getLogger("ingestbox.storage")
 
 
+# Parts upload here while the writer's caller goes on receiving the next one.
+PART_UPLOADS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="storage-part")
+
+
 class MultipartWriter(ObjectWriter):
     """Buffers up to `part_size` bytes, then uploads that part; backends supply the five calls.
 
     boto3's upload_fileobj on a stream whose reads come back short buffers the whole body,
-    so the multipart calls are made by hand here.
+    so the multipart calls are made by hand here. One part per writer uploads in the background
+    while the next fills: network in and network out overlap, and memory stays at two parts.
     """
 
     def __init__(self, key: str, content_type: str, part_size: int) -> None:
@@ -24,12 +31,13 @@ class MultipartWriter(ObjectWriter):
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[tuple[int, str]] = []
+        self._inflight: Future[None] | None = None
 
     @abc.abstractmethod
     def _create(self) -> str: ...
 
     @abc.abstractmethod
-    def _upload_part(self, upload_id: str, number: int, data: bytes) -> str: ...
+    def _upload_part(self, upload_id: str, number: int, data: bytes | bytearray) -> str: ...
 
     @abc.abstractmethod
     def _complete(self, upload_id: str, parts: list[tuple[int, str]]) -> None: ...
@@ -46,10 +54,20 @@ class MultipartWriter(ObjectWriter):
         self._buffer += data
         self.size += len(data)
         while len(self._buffer) >= self.part_size:
-            self._flush_part(bytes(self._buffer[: self.part_size]))
-            del self._buffer[: self.part_size]
+            if len(self._buffer) == self.part_size:
+                part, self._buffer = self._buffer, bytearray()  # the usual case: hand the buffer over, no copy
+            else:
+                part = bytearray(memoryview(self._buffer)[: self.part_size])
+                del self._buffer[: self.part_size]
+            self._wait_inflight()
+            self._inflight = PART_UPLOADS.submit(self._flush_part, part)
 
-    def _flush_part(self, data: bytes) -> None:
+    def _wait_inflight(self) -> None:
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            inflight.result()
+
+    def _flush_part(self, data: bytes | bytearray) -> None:
         try:
             if self._upload_id is None:
                 self._upload_id = self._create()
@@ -64,6 +82,7 @@ class MultipartWriter(ObjectWriter):
         if self.closed:
             raise ValueError("commit after commit or abort")
         try:
+            self._wait_inflight()
             if self._upload_id is None:
                 self._put(bytes(self._buffer))
             else:
@@ -79,6 +98,8 @@ class MultipartWriter(ObjectWriter):
         return self.size
 
     def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._wait_inflight()  # a part still uploading would otherwise land after the abort
         self._buffer = bytearray()
         upload_id, self._upload_id = self._upload_id, None
         self.closed = True

@@ -31,9 +31,10 @@ class S3Writer(MultipartWriter):
         answer = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key, ContentType=self.content_type)
         return answer["UploadId"]
 
-    def _upload_part(self, upload_id: str, number: int, data: bytes) -> str:
+    def _upload_part(self, upload_id: str, number: int, data: bytes | bytearray) -> str:
         answer = self.client.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=data
+            # botocore sends a bytearray as it is; the stubs only name bytes (a copy would cost a part's memory).
+            Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=cast(bytes, data)
         )
         return answer["ETag"]
 

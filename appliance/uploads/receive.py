@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -19,6 +20,7 @@ from appliance.uploads.clamd import Infected, InstreamScan, ScanFailed
 from appliance.uploads.sniff import SNIFF_BYTES, check_type, kind_of, sniff
 
 log = logging.getLogger("ingestbox.uploads")
+BATCH_BYTES = 1024 * 1024  # bytes gathered before one executor call: fewer thread hops than per-chunk calls
 FIELD_LIMIT = 4096  # bytes of a plain form field (callback_url, notify_email)
 TEXT_FIELDS = ("callback_url", "notify_email")
 EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+")
@@ -31,8 +33,9 @@ class UploadTooLarge(IngestboxError):
 class UploadReceiver:
     """Consumes form events; the `file` part goes to storage as it arrives, other fields are kept small.
 
-    Blocking storage calls run on the default executor and are awaited before the next chunk is
-    read, so at most one chunk per upload is in memory whatever the file's size.
+    Bytes are gathered into batches of BATCH_BYTES; one batch at a time goes to the scanner and to
+    storage on the default executor while the next one is read from the socket. So an upload holds
+    at most two batches plus the storage writer's part buffer, whatever the file's size.
     """
 
     def __init__(
@@ -56,6 +59,8 @@ class UploadReceiver:
         self._in_file = False
         self._file_done = False
         self._field = bytearray()
+        self._batch = bytearray()
+        self._inflight: asyncio.Future[None] | None = None
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -89,12 +94,28 @@ class UploadReceiver:
                 if len(self._head) >= SNIFF_BYTES:
                     await self._open()
             else:
-                await self._run(self._pass, data)
+                self._batch += data
+                if len(self._batch) >= BATCH_BYTES:
+                    await self._send_batch()
         elif kind == "end":
             self._in_file = False
             self._file_done = True
             if self.writer is None and self._head:
                 await self._open()
+            await self._send_batch()
+            await self._drain()
+
+    async def _send_batch(self) -> None:
+        """Hand the gathered bytes to the executor once the previous batch is through; do not wait for this one."""
+        await self._drain()
+        if self._batch:
+            batch, self._batch = bytes(self._batch), bytearray()
+            self._inflight = asyncio.get_running_loop().run_in_executor(None, self._pass, batch)
+
+    async def _drain(self) -> None:
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            await inflight
 
     async def _open(self) -> None:
         """Decide the type from the first bytes; only an allowed file reaches storage."""
@@ -165,6 +186,9 @@ class UploadReceiver:
 
     async def abort(self) -> None:
         """Nothing of a rejected upload stays in storage."""
+        # The writer must not be in use while it is aborted; the rejection's own error is what the client gets.
+        with contextlib.suppress(Exception):
+            await self._drain()
         if self.scan is not None:
             self.scan.close()
         if self.writer is not None and not self.writer.closed:

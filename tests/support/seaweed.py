@@ -10,6 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -42,7 +43,7 @@ class SeaweedS3:
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.s3_port}"
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self) -> Any:
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
