@@ -213,6 +213,8 @@ class HwaccelSettings(Strict):
     prefer: list[Literal["nvenc", "qsv", "vaapi"]] = Field(
         default_factory=lambda: ["nvenc", "qsv", "vaapi"]  # type: ignore[arg-type]
     )
+    # Decode on a GPU that can decode but not encode (NVDEC without NVENC: H100, H200), encode with libx264.
+    hybrid_decode: bool = False
 
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")

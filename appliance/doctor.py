@@ -71,6 +71,10 @@ def render_doctor(report: dict[str, Any]) -> str:
         mark = "usable" if backend["usable"] else "not usable"
         lines.append(f"  {backend['name']:<8} {mark:<11} {backend['reason']}")
     lines.append(f"  chosen: {report['chosen']} (mode {report['mode']})")
+    lines.append("Hardware decoders:")
+    for decoder in report.get("decoders", []):
+        mark = "usable" if decoder["usable"] else "not usable"
+        lines.append(f"  {decoder['name']:<8} {mark:<11} {decoder['reason']}")
     for name in ("libmagic", "clamd", "storage", "database"):
         check = report[name]
         lines.append(f"{name + ':':<10} {'ok' if check['ok'] else 'FAILED':<7} {check['detail']}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,8 +115,12 @@ class Runtime:
         self.db.close()
 
 
-def build_runtime(settings: Settings, probe_hardware: bool = True, hwaccel: HwaccelReport | None = None) -> Runtime:
-    """`hwaccel` replaces the probe (a report made earlier, or one a test wants)."""
+def build_runtime(
+    settings: Settings, probe_hardware: bool = True, hwaccel: HwaccelReport | None = None,
+    transcode_runner: Callable[..., Any] | None = None,
+) -> Runtime:
+    """`hwaccel` replaces the probe (a report made earlier, or one a test wants); `transcode_runner`
+    replaces the child process that runs a ladder (tests inject faults with it)."""
     data_dir = settings.server.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     token_file = ensure_api_token(settings)
@@ -150,8 +156,10 @@ def build_runtime(settings: Settings, probe_hardware: bool = True, hwaccel: Hwac
     register_asset_processing(engine, assets, store, data_dir / "work", notifier)
     policy = TranscodePolicy(
         hw, Quality(settings.transcode.crf, settings.transcode.preset), decision.threads_per_transcode,
-        settings.transcode.min_free_memory_mb * 1024 * 1024,
+        settings.transcode.min_free_memory_mb * 1024 * 1024, settings.hwaccel.hybrid_decode,
     )
+    if transcode_runner is not None:
+        policy = dataclasses.replace(policy, runner=transcode_runner)
     register_transcoding(engine, assets, store, data_dir / "work", policy, metrics, notifier)
     return Runtime(
         settings, db, store, engine, events, metrics, hw, decision, token_file, webhook_log, webhooks, assets

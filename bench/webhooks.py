@@ -55,10 +55,14 @@ def delivery_headers() -> dict[str, str]:
     return {**HEADERS, "X-GitHub-Delivery": str(uuid.uuid4())}
 
 
+async def measure_steady(port: int, args: argparse.Namespace) -> tuple[list[float], int]:
+    async with Pool("127.0.0.1", port, 64) as pool:
+        return await steady(pool, PATH, BODY, delivery_headers, args.rate, args.seconds)
+
+
 async def measure(port: int, args: argparse.Namespace) -> tuple[list[float], int, float, int]:
     """Steady-rate latencies and failures, then max req/s and how many were answered."""
-    async with Pool("127.0.0.1", port, 64) as pool:
-        latencies, failed = await steady(pool, PATH, BODY, delivery_headers, args.rate, args.seconds)
+    latencies, failed = await measure_steady(port, args)
     async with Pool("127.0.0.1", port, args.connections) as pool:
         max_rps, answered = await saturate(pool, PATH, BODY, delivery_headers, args.max_seconds)
     return latencies, failed, max_rps, answered
@@ -93,12 +97,36 @@ def run_ingestbox(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
         token = (workdir / "data" / "api-token").read_text().strip()
         latencies, failed, max_rps, answered = asyncio.run(measure(port, args))
         acked = len(latencies) + answered
-        completed = completed_webhooks(url, token, acked)
+        under: list[float] = []
+        if args.under_transcode:
+            start_transcode(url, token, workdir)
+            under, failed_under = asyncio.run(measure_steady(port, args))
+            failed += failed_under
+            acked += len(under)
+        completed = completed_webhooks(url, token, acked, timeout=600)
         return {"latencies": latencies, "failed": failed, "max_rps": max_rps, "acked": acked,
-                "lost": max(0, acked - completed)}
+                "lost": max(0, acked - completed), "under_transcode": under}
     finally:
         process.terminate()
         process.wait(60)
+
+
+def start_transcode(url: str, token: str, workdir: Path) -> None:
+    """Upload a 1080p clip and wait until its media-transcoding job is running: the load to ack under."""
+    source = workdir / "load.mp4"
+    subprocess.run(["ffmpeg", "-y", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30:duration=60",
+                    "-c:v", "libx264", "-preset", "ultrafast", str(source)], check=True)
+    headers = {"Authorization": f"Bearer {token}"}
+    with source.open("rb") as handle:
+        answer = httpx.post(f"{url}/v1/uploads", files={"file": ("load.mp4", handle, "video/mp4")},
+                            headers=headers, timeout=120).json()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{url}/v1/jobs/transcode-{answer['asset_id']}", headers=headers, timeout=10)
+        if job.status_code == 200 and job.json()["state"] == "active" and job.json()["progress"] > 2:
+            return
+        time.sleep(0.2)
+    raise SystemExit("the transcode did not start")
 
 
 def run_baseline(args: argparse.Namespace) -> dict[str, Any]:
@@ -126,6 +154,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the steady run")
     parser.add_argument("--connections", type=int, default=32, help="requests in flight for max req/s")
     parser.add_argument("--max-seconds", type=float, default=10.0, help="length of the max req/s run")
+    parser.add_argument("--under-transcode", action="store_true",
+                        help="also measure the steady run while a 1080p transcode runs in the same server")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as tmp:
@@ -143,12 +173,18 @@ def main() -> None:
         "baseline_ack_p50_ms": round(statistics.median(base["latencies"]), 3),
         "baseline_ack_p99_ms": round(pct(base["latencies"], 99), 3),
         "rate": args.rate,
+        **({"ack_p50_under_transcode_ms": round(statistics.median(ours["under_transcode"]), 3),
+            "ack_p99_under_transcode_ms": round(pct(ours["under_transcode"], 99), 3)}
+           if ours["under_transcode"] else {}),
         "seconds": args.seconds,
         "machine": machine(),
         "cpu_count": os.cpu_count(),
     }
     print(f"ack at {args.rate:g}/s: p50 {report['ack_p50_ms']} ms, p99 {report['ack_p99_ms']} ms "
           f"(bare Sanic: {report['baseline_ack_p50_ms']} / {report['baseline_ack_p99_ms']} ms)")
+    if ours["under_transcode"]:
+        print(f"ack at {args.rate:g}/s under a 1080p transcode: p50 {report['ack_p50_under_transcode_ms']} ms, "
+              f"p99 {report['ack_p99_under_transcode_ms']} ms")
     print(f"max: {report['max_rps']} req/s, bare Sanic {report['baseline_rps']} req/s, ratio {report['ratio']}")
     print(f"acknowledged {report['acknowledged']}, lost {report['lost']}, failed requests {report['failed_requests']}")
     if args.json:

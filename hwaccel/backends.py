@@ -23,9 +23,39 @@ class EncoderBackend:
     hardware: bool
     # Encoder options; "{crf}" and "{preset}" are filled from the Quality target.
     options: tuple[tuple[str, str], ...] = ()
+    # What to do when this FFmpeg build lacks the codec.
+    missing_hint: str = ""
 
     def encoder_options(self, quality: Quality) -> dict[str, str]:
         return {key: value.format(crf=quality.crf, preset=quality.preset) for key, value in self.options}
+
+
+# PyAV's wheel bundles an FFmpeg without VAAPI; a PyAV built against Debian's FFmpeg has it.
+VAAPI_HINT = (
+    "PyAV's bundled FFmpeg is built without VAAPI: install PyAV against the system FFmpeg "
+    "(apt-get install libavformat-dev libavdevice-dev libva-dev pkg-config; "
+    "pip install --no-binary av 'av>=18,<19') and the VA driver (intel-media-va-driver or mesa-va-drivers)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DecoderBackend:
+    """A hardware decoder: an FFmpeg hwdevice type, its device nodes and driver libraries."""
+
+    name: str
+    device_type: str
+    devices: tuple[str, ...]
+    libraries: tuple[str, ...]
+    missing_hint: str = ""
+
+
+DECODERS: tuple[DecoderBackend, ...] = (
+    DecoderBackend("nvdec", "cuda", ("/dev/nvidia0", "/dev/nvidia[0-9]*"), ("libcuda.so.1",)),
+    DecoderBackend("qsv", "qsv", ("/dev/dri/renderD*",), ("libvpl.so.2", "libmfx.so.1")),
+    DecoderBackend("vaapi", "vaapi", ("/dev/dri/renderD*",), ("libva.so.2",), VAAPI_HINT),
+)
+# The hardware decoder that pairs with each hardware encoder (decode and encode on one device).
+DECODER_FOR = {"nvenc": "cuda", "qsv": "qsv", "vaapi": "vaapi"}
 
 
 BACKENDS: tuple[EncoderBackend, ...] = (
@@ -41,6 +71,7 @@ BACKENDS: tuple[EncoderBackend, ...] = (
     EncoderBackend(
         "vaapi", "h264_vaapi", "nv12", ("/dev/dri/renderD*",), ("libva.so.2",), True,
         (("rc_mode", "CQP"), ("qp", "{crf}"), ("profile", "high")),
+        VAAPI_HINT,
     ),
     EncoderBackend(
         "libx264", "libx264", "yuv420p", (), (), False,

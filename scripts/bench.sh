@@ -2,6 +2,8 @@
 # Run one benchmark on a Debian machine, as root: installs what it and its baseline need.
 #   ./scripts/bench.sh queue        # the job engine against BullMQ 5 on a local Redis
 #   ./scripts/bench.sh webhooks     # signed GitHub webhooks against a bare Sanic route
+#   ./scripts/bench.sh upload       # 500 MB to SeaweedFS through ingestbox against boto3 multipart
+#   ./scripts/bench.sh transcode    # the video ladder against the ffmpeg CLI
 # Extra arguments go to the benchmark (for example --jobs 5000).
 set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
@@ -14,6 +16,9 @@ case "$name" in
     apt_install redis-server redis-tools
     # Debian's nodejs and npm, unless a node with npm (NodeSource's, say) is already there.
     command -v npm >/dev/null || apt_install nodejs npm
+    ;;
+  upload)
+    apt_install clamav-daemon
     ;;
 esac
 make_venv "test"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import multiprocessing
+import os
 import signal
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -16,6 +17,7 @@ from transcode.ladder import Target
 from transcode.pipeline import EncoderChoice, EncoderFailed, Output, transcode
 
 PR_SET_PDEATHSIG = 1
+CHILD_NICENESS = 10
 POLL_SECONDS = 0.5
 
 
@@ -31,6 +33,9 @@ def _die_with_parent() -> None:
 
 def _child_main(conn: Connection, source: str, out_dir: str, targets: list[Target], choice: EncoderChoice) -> None:
     _die_with_parent()
+    # Background work yields the CPU to the request path: acks stay fast while a transcode runs.
+    with contextlib.suppress(OSError):
+        os.nice(CHILD_NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when a transcode stops, not a Ctrl-C
     try:
         transcode(source, out_dir, targets, choice,

@@ -46,6 +46,11 @@ class EncoderChoice:
     threads: int = 0  # 0: the encoder decides
     hw_decode: str | None = None
 
+    @property
+    def label(self) -> str:
+        """How this choice is named in logs, metrics and variant details: "cuda+nvenc", "libx264"."""
+        return f"{self.hw_decode}+{self.backend.name}" if self.hw_decode else self.backend.name
+
 
 @dataclass(frozen=True, slots=True)
 class Output:
@@ -326,11 +331,14 @@ def preview_tap(targets: list[Target], out_dir: Path) -> PreviewTap | None:
 
 
 def open_source(source: str, hw_decode: str | None) -> InputContainer:
-    try:
-        if hw_decode:
-            from av.codec.hwaccel import HWAccel
+    if hw_decode:
+        from av.codec.hwaccel import HWAccel
 
+        try:
             return av.open(source, hwaccel=HWAccel(device_type=hw_decode, allow_software_fallback=False))
+        except av.FFmpegError as exc:
+            raise EncoderFailed(f"{hw_decode} decode", str(exc)) from exc
+    try:
         return av.open(source)
     except (av.FFmpegError, OSError) as exc:
         raise MediaError(f"video cannot be opened: {exc}") from None
@@ -379,6 +387,8 @@ def transcode(
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as exc:
+                    if choice.hw_decode:  # the hardware may be what failed: the caller falls back to software
+                        raise EncoderFailed(f"{choice.hw_decode} decode", str(exc)) from exc
                     raise MediaError(f"video cannot be decoded at {last_time:.2f}s: {exc}") from None
                 for frame in frames:
                     if isinstance(frame, VideoFrame):

@@ -6,6 +6,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from appliance.jobs.engine import JobContext, JobEngine
 from appliance.metrics import Metrics
 from appliance.processing.notify import AssetNotifier
 from appliance.storage import ObjectStore
-from hwaccel.backends import BACKENDS_BY_NAME, SOFTWARE, Quality
+from hwaccel.backends import BACKENDS_BY_NAME, DECODER_FOR, SOFTWARE, Quality
 from hwaccel.probe import HwaccelReport
 from transcode.child import run_in_child
 from transcode.ladder import LADDER_NAMES, plan
@@ -42,13 +43,27 @@ class TranscodePolicy:
     quality: Quality = field(default_factory=Quality)
     threads: int = 0
     min_free_memory: int = 512 * 1024 * 1024
+    hybrid_decode: bool = False
+    # How a ladder is run: in a supervised child process (tests may run it in-process).
+    runner: Callable[..., list[Output]] = run_in_child
 
     def encoder_chain(self) -> list[EncoderChoice]:
-        """The chosen hardware encoder first (when there is one), then libx264: the per-job fallback order."""
+        """The per-job fallback order: hardware decode and encode, software decode and hardware encode,
+        then software. With `hybrid_decode`, a GPU that decodes but cannot encode still decodes."""
         chain = []
-        if self.hwaccel.chosen in BACKENDS_BY_NAME and self.hwaccel.chosen != SOFTWARE.name:
-            chain.append(EncoderChoice(BACKENDS_BY_NAME[self.hwaccel.chosen], self.quality))
-        chain.append(EncoderChoice(SOFTWARE, self.quality, self.threads))
+        software = EncoderChoice(SOFTWARE, self.quality, self.threads)
+        chosen = self.hwaccel.chosen
+        if chosen in DECODER_FOR:
+            hardware = EncoderChoice(BACKENDS_BY_NAME[chosen], self.quality)
+            decoder = DECODER_FOR[chosen]
+            if self.hwaccel.usable_decoder(decoder):
+                chain.append(EncoderChoice(hardware.backend, self.quality, hw_decode=decoder))
+            chain.append(hardware)
+        elif self.hybrid_decode:
+            usable = [d.device_type for d in self.hwaccel.decoders if d.usable]
+            if usable:
+                chain.append(EncoderChoice(SOFTWARE, self.quality, self.threads, hw_decode=usable[0]))
+        chain.append(software)
         return chain
 
 
@@ -110,10 +125,10 @@ def register_transcoding(engine: JobEngine, assets: AssetRecords, store: ObjectS
             ctx.progress(2)
             chain = policy.encoder_chain()
             for index, choice in enumerate(chain):
-                out_dir = Path(scratch) / choice.backend.name
+                out_dir = Path(scratch) / f"try-{index}"
                 out_dir.mkdir()
 
-                def store_output(output: Output, encoder: str = choice.backend.name) -> None:
+                def store_output(output: Output, encoder: str = choice.label) -> None:
                     key = f"assets/{asset.id}/{output.name}{EXTENSIONS[output.mime]}"
                     size = store.put_file(key, output.path, output.mime)
                     detail = {"duration": output.duration, "codec": output.codec, "encoder": encoder}
@@ -123,18 +138,18 @@ def register_transcoding(engine: JobEngine, assets: AssetRecords, store: ObjectS
 
                 started = time.monotonic()
                 try:
-                    run_in_child(source, out_dir, [t for t in ladder.targets if t.name not in made], choice,
+                    policy.runner(source, out_dir, [t for t in ladder.targets if t.name not in made], choice,
                                  on_progress=lambda fraction: ctx.progress(2 + 97 * fraction),
                                  on_output=store_output)
                 except EncoderFailed as exc:
                     if index + 1 == len(chain):
                         raise
-                    fallback = chain[index + 1].backend.name
+                    fallback = chain[index + 1].label
                     # Never silent: logged, counted in /metrics, and recorded on the variants' detail.
                     log.warning("transcode %s: %s; falling back to %s", ctx.job_id, exc, fallback)
-                    metrics.encoder_fallbacks.labels(choice.backend.name, fallback).inc()
+                    metrics.encoder_fallbacks.labels(choice.label, fallback).inc()
                     continue
-                metrics.transcode_seconds.labels(choice.backend.name).observe(time.monotonic() - started)
+                metrics.transcode_seconds.labels(choice.label).observe(time.monotonic() - started)
                 return {"asset_id": asset.id, "made": made, "skipped": sorted(ladder.skipped),
-                        "encoder": choice.backend.name}
+                        "encoder": choice.label}
         raise AssertionError("the encoder chain always ends with libx264")  # pragma: no cover
