@@ -1,0 +1,1 @@
+"""Checks that need a GPU with a video engine; skipped without one."""
