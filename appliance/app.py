@@ -12,9 +12,11 @@ from sanic.log import LOGGING_CONFIG_DEFAULTS
 
 from appliance.auth import require_token
 from appliance.errors import render_error
-from appliance.routes import dlq, files, health, jobs, system
+from appliance.routes import dlq, files, health, jobs, page, system
 from appliance.runtime import Runtime
+from appliance.storage.factory import data_secret
 from appliance.uploads import routes as upload_routes
+from appliance.web.session import SessionSigner
 from appliance.webhooks import routes as webhook_routes
 
 log = logging.getLogger("ingestbox")
@@ -46,11 +48,13 @@ def create_app(runtime: Runtime, name: str = "ingestbox", manage_runtime: bool =
     config.WEBSOCKET_PING_INTERVAL = 20
     app = Sanic(name, config=config, log_config=_log_config())
     app.ctx.runtime = runtime
+    app.ctx.sessions = SessionSigner(data_secret(runtime.settings.server.data_dir, "session-secret"))
 
     app.error_handler.add(Exception, render_error)
     app.on_request(require_token)
 
-    for blueprint in (health.bp, system.bp, jobs.bp, dlq.bp, files.bp, webhook_routes.bp, upload_routes.bp):
+    for blueprint in (health.bp, system.bp, jobs.bp, dlq.bp, files.bp, webhook_routes.bp, upload_routes.bp,
+                      page.bp):
         app.blueprint(blueprint)
 
     @app.before_server_start

@@ -5,7 +5,8 @@
 set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"
 
-apt_install python3 python3-venv python3-pip libmagic1 ca-certificates ffmpeg clamav-daemon
+# chromium + chromium-driver: the status-page test drives Debian's headless browser (no browser download).
+apt_install python3 python3-venv python3-pip libmagic1 ca-certificates ffmpeg clamav-daemon chromium chromium-driver
 # Node's npm fetches the real GitHub payloads of @octokit/webhooks-examples (Debian's, unless one is there).
 command -v npm >/dev/null || apt_install nodejs npm
 make_venv "test"

@@ -57,6 +57,12 @@ class AssetRecords:
         row = self.db.read().execute("SELECT * FROM assets WHERE id = ?", (asset_id,)).fetchone()
         return Asset.from_row(row) if row is not None else None
 
+    def recent(self, limit: int = 20) -> list[Asset]:
+        rows = self.db.read().execute(
+            "SELECT * FROM assets ORDER BY created_at DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [Asset.from_row(row) for row in rows]
+
     def variants(self, asset_id: str) -> list[dict[str, Any]]:
         rows = self.db.read().execute(
             "SELECT name, state, key, mime, width, height, size, detail, updated_at FROM variants"

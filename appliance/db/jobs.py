@@ -352,6 +352,22 @@ class JobRecords:
         ).fetchone()
         return QueueCounts(active=active, waiting=waiting, completed_24h=completed, failed_24h=failed, dead=dead)
 
+    def history(self, queue: str, now: float, hours: int = 24, bucket_minutes: int = 60) -> list[dict[str, Any]]:
+        """Completed and failed attempts per bucket over the last `hours`, oldest first, empty buckets included."""
+        last = int(now // MINUTE) // bucket_minutes
+        first = last - hours * 60 // bucket_minutes + 1
+        rows = self.db.read().execute(
+            "SELECT minute / ?1 AS bucket, sum(completed), sum(failed) FROM queue_stats"
+            " WHERE queue = ?2 AND minute >= ?3 GROUP BY bucket",
+            (bucket_minutes, queue, first * bucket_minutes),
+        ).fetchall()
+        found = {row[0]: (row[1], row[2]) for row in rows}
+        return [
+            {"start": iso(bucket * bucket_minutes * MINUTE), "completed": found.get(bucket, (0, 0))[0],
+             "failed": found.get(bucket, (0, 0))[1]}
+            for bucket in range(first, last + 1)
+        ]
+
     @staticmethod
     def _count(conn: sqlite3.Connection, queue: str, now: float, completed: int = 0, failed: int = 0) -> None:
         conn.execute(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import mimetypes
+
 from sanic import Blueprint, Request
+from sanic.compat import stat_async
+from sanic.handlers import ContentRangeHandler
 from sanic.response import ResponseStream, file_stream
 
 from appliance.errors import NotFound, Unauthorized
@@ -25,4 +29,7 @@ async def serve_file(request: Request, key: str) -> ResponseStream:
     path = store.path_of(key)
     if not path.is_file():
         raise NotFound("no such file")
-    return await file_stream(path)
+    # Range requests let a browser's <video> seek without downloading the whole file.
+    content_range = ContentRangeHandler(request, await stat_async(path)) if "range" in request.headers else None
+    mime = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    return await file_stream(path, mime_type=mime, _range=content_range)

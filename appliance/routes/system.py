@@ -18,3 +18,11 @@ async def system(request: Request) -> HTTPResponse:
 @bp.get("/v1/queues")
 async def queues(request: Request) -> HTTPResponse:
     return json({"items": queue_rows(request.app.ctx.runtime.engine)})
+
+
+@bp.get("/v1/stats")
+async def stats(request: Request) -> HTTPResponse:
+    """Per queue: completed and failed attempts per hour over the last 24 hours (the status page's charts)."""
+    engine = request.app.ctx.runtime.engine
+    now = engine.clock()
+    return json({"items": [{"queue": name, "buckets": engine.records.history(name, now)} for name in engine.specs]})

@@ -8,7 +8,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
-from appliance.errors import NotFound
+from appliance.errors import BadRequest, NotFound
 from appliance.processing.assets import PROCESS_KIND
 from appliance.processing.documents import asset_document
 from appliance.uploads.multipart import StreamingForm, boundary_of
@@ -50,6 +50,17 @@ async def upload(request: Request) -> HTTPResponse:
         {"asset_id": asset.id, "job_id": job.id, "status_url": f"/v1/jobs/{job.id}"},
         status=202,
     )
+
+
+@bp.get("/v1/assets")
+async def list_assets(request: Request) -> HTTPResponse:
+    """The newest assets first (`limit`, default 20, at most 100), each as GET /v1/assets/{id} shows it."""
+    runtime = request.app.ctx.runtime
+    try:
+        limit = max(1, min(100, int(request.args.get("limit", "20"))))
+    except ValueError:
+        raise BadRequest("limit must be a number") from None
+    return json({"items": [asset_document(runtime.assets, runtime.store, a) for a in runtime.assets.recent(limit)]})
 
 
 @bp.get("/v1/assets/<asset_id:str>")

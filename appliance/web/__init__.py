@@ -1,0 +1,1 @@
+"""The status page: token login, session cookie, and the static page that reads the API."""
