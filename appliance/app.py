@@ -10,6 +10,7 @@ from sanic import Sanic
 from sanic.config import Config
 from sanic.log import LOGGING_CONFIG_DEFAULTS
 
+from appliance import frozen, sdnotify
 from appliance.auth import require_token
 from appliance.errors import render_error
 from appliance.routes import dlq, files, health, jobs, page, system
@@ -46,6 +47,7 @@ def create_app(runtime: Runtime, name: str = "ingestbox", manage_runtime: bool =
     config.GRACEFUL_SHUTDOWN_TIMEOUT = max(1.0, runtime.settings.server.shutdown_grace_seconds)
     config.FALLBACK_ERROR_FORMAT = "json"
     config.WEBSOCKET_PING_INTERVAL = 20
+    config.TOUCHUP = not frozen.FROZEN  # TOUCHUP rewrites handlers from their source, which a frozen build lacks
     app = Sanic(name, config=config, log_config=_log_config())
     app.ctx.runtime = runtime
     app.ctx.sessions = SessionSigner(data_secret(runtime.settings.server.data_dir, "session-secret"))
@@ -66,6 +68,16 @@ def create_app(runtime: Runtime, name: str = "ingestbox", manage_runtime: bool =
         @app.before_server_start
         async def start_engine(app: Sanic) -> None:
             await asyncio.get_running_loop().run_in_executor(None, runtime.start)
+
+        @app.after_server_start
+        async def tell_systemd_ready(app: Sanic) -> None:
+            app.ctx.watchdog = sdnotify.start_watchdog(asyncio.get_running_loop())
+            sdnotify.notify(f"READY=1\nSTATUS=listening on {runtime.settings.server.listen}")
+
+        @app.before_server_stop
+        async def tell_systemd_stopping(app: Sanic) -> None:
+            sdnotify.notify("STOPPING=1")
+            sdnotify.stop_watchdog(getattr(app.ctx, "watchdog", None))
 
         @app.after_server_stop
         async def stop_engine(app: Sanic) -> None:

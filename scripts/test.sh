@@ -16,6 +16,15 @@ if [ ! -d tests/npm/node_modules/@octokit/webhooks-examples ]; then
   (cd tests/npm && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+echo "== packaging/build.sh (the binary and the .deb that tests/test_packaging.py installs)"
+if [ "${INGESTBOX_REUSE_BUILD:-0}" = 1 ] && [ -x dist/ingestbox ]; then
+  echo "reusing dist/ (INGESTBOX_REUSE_BUILD=1)"
+else
+  bash packaging/build.sh
+fi
+# systemd-analyze and lintian check the unit and the .deb.
+apt_install systemd lintian
+
 echo "== ruff"
 ruff check appliance transcode hwaccel bench tests
 echo "== mypy"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance import config
 from appliance.config import QUEUE_NAMES, Settings, load_settings, parse_settings
 from appliance.errors import ConfigError
 from appliance.secrets import ensure_api_token
@@ -29,6 +30,8 @@ def test_defaults_are_the_embedded_mode(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.delenv("INGESTBOX_CONFIG", raising=False)
     monkeypatch.setenv("INGESTBOX_DATA_DIR", str(tmp_path / "d"))
     monkeypatch.chdir(tmp_path)
+    # An installed .deb puts a config at the system path; this test is about the built-in defaults.
+    monkeypatch.setattr(config, "DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
     settings = load_settings(None)
     assert settings.server.listen == "127.0.0.1:8480"
     assert settings.server.data_dir == tmp_path / "d"
