@@ -11,6 +11,7 @@ from sanic.config import Config
 from sanic.log import LOGGING_CONFIG_DEFAULTS
 
 from appliance import frozen, sdnotify
+from appliance import sanic_patches as _sanic_patches  # noqa: F401 (applies its fixes on import)
 from appliance.auth import require_token
 from appliance.errors import render_error
 from appliance.routes import dlq, files, health, jobs, page, system

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from sanic import Request
@@ -51,6 +52,12 @@ class StorageError(IngestboxError):
     status, code = 503, "storage_unavailable"
 
 
+class StorageFull(IngestboxError):
+    """The disk under local storage or the database has no room left."""
+
+    status, code = 507, "disk_full"
+
+
 class ConfigError(Exception):
     """The configuration is invalid; `problems` holds one line per error."""
 
@@ -85,6 +92,10 @@ def render_error(request: Request, exc: BaseException) -> HTTPResponse:
         if not exc.quiet:
             log.error("%s %s failed: %s", request.method, request.path, exc, exc_info=exc)
         return json(error_body(exc.status, exc.code, exc.message, **exc.details), status=exc.status)
+    if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+        log.error("%s %s failed: the database's disk is full", request.method, request.path)
+        return json(error_body(507, "disk_full", "no space left for the database: free disk space under the"
+                               " data directory"), status=507)
     if isinstance(exc, SanicException):
         status = exc.status_code
         code = _SANIC_CODES.get(status, "error")

@@ -33,7 +33,8 @@ from appliance.secrets import ensure_api_token
 from appliance.selftest import register_selftest
 from appliance.storage import ObjectStore, open_store
 from appliance.storage.factory import data_secret
-from appliance.storage.local import LocalStore
+from appliance.storage.outage import is_storage_outage
+from appliance.uploads.janitor import sweep_leftovers
 from appliance.webhooks.alerts import WebhookAlerts
 from appliance.webhooks.forward import Forwarder
 from appliance.webhooks.processing import WebhookProcessor
@@ -98,11 +99,7 @@ class Runtime:
         }
 
     def start(self) -> None:
-        if isinstance(self.store, LocalStore):
-            # An upload cut by a kill -9 leaves its partial file; nothing writes yet, so all are leftovers.
-            removed = self.store.sweep_incoming()
-            if removed:
-                log.warning("removed %d partial upload file(s) left by an earlier process", removed)
+        sweep_leftovers(self.store, self.assets)
         recovered = self.engine.start()
         if recovered:
             log.warning("recovered %d interrupted job(s); they run again", recovered)
@@ -137,6 +134,7 @@ def build_runtime(
         queue_specs(settings, decision),
         dlq_retention_days=settings.dlq.retention_days,
         completed_retention_days=settings.jobs.completed_retention_days,
+        is_outage=is_storage_outage,
     )
     events = EventHub()
     metrics = Metrics()

@@ -95,6 +95,9 @@ def run_in_child(
                     on_output(value)
             elif kind != "progress":
                 result = (kind, value)
+    except BaseException:
+        process.kill()  # the parent gave up (storing an output failed): stop encoding now
+        raise
     finally:
         receiver.close()
         process.join(timeout=10)

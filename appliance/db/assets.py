@@ -53,6 +53,24 @@ class AssetRecords:
             ),
         )
 
+    def add_pending(self, key: str, now: float) -> None:
+        """An upload starts writing `key`: until its asset row lands, a restart deletes the object."""
+        self.db.call(
+            lambda conn: conn.execute("INSERT OR REPLACE INTO pending_objects (key, started_at) VALUES (?, ?)",
+                                      (key, now)),
+            single_statement=True,
+        )
+
+    @staticmethod
+    def drop_pending_in(conn: sqlite3.Connection, key: str) -> None:
+        conn.execute("DELETE FROM pending_objects WHERE key = ?", (key,))
+
+    def drop_pending(self, key: str) -> None:
+        self.db.call(lambda conn: self.drop_pending_in(conn, key), single_statement=True)
+
+    def pending_keys(self) -> list[str]:
+        return [row[0] for row in self.db.read().execute("SELECT key FROM pending_objects ORDER BY started_at")]
+
     def get(self, asset_id: str) -> Asset | None:
         row = self.db.read().execute("SELECT * FROM assets WHERE id = ?", (asset_id,)).fetchone()
         return Asset.from_row(row) if row is not None else None

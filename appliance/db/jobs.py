@@ -40,6 +40,7 @@ class Job:
     created_at: float
     updated_at: float
     finished_at: float | None
+    outage_waits: int = 0  # tries postponed because the object store was down (not counted as attempts)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -59,6 +60,7 @@ class Job:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             finished_at=row["finished_at"],
+            outage_waits=row["outage_waits"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,7 +96,11 @@ class NewJob:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How one attempt ended: `completed`, `retrying` (at `retry_at`) or `dead`."""
+    """How one attempt ended: `completed`, `retrying` (at `retry_at`), `postponed` or `dead`.
+
+    `postponed` is an attempt the object store's outage cut short: the job waits until
+    `retry_at` and the attempt is not counted.
+    """
 
     job_id: str
     state: str
@@ -251,6 +257,13 @@ class JobRecords:
             if row is not None:
                 self._count(conn, row["queue"], outcome.at, completed=1)
             return row
+        if outcome.state == "postponed":
+            postponed: sqlite3.Row | None = conn.execute(
+                "UPDATE jobs SET state = 'retrying', attempts = max(attempts - 1, 0), outage_waits = outage_waits + 1,"
+                " error = ?, traceback = ?, run_at = ?, updated_at = ? WHERE id = ? AND state = 'active' RETURNING *",
+                (outcome.error, outcome.traceback, outcome.retry_at, outcome.at, outcome.job_id),
+            ).fetchone()
+            return postponed
         dead = outcome.state == "dead"
         row = conn.execute(
             "UPDATE jobs SET state = ?, error = ?, traceback = ?, run_at = ?, updated_at = ?,"

@@ -125,6 +125,14 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (asset_id, name)
     ) WITHOUT ROWID;
     """,
+    # 5: storage outages postpone jobs without spending attempts; uploads in flight, for the janitor.
+    """
+    ALTER TABLE jobs ADD COLUMN outage_waits INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE pending_objects (
+        key        TEXT PRIMARY KEY,
+        started_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 

@@ -19,7 +19,7 @@ from appliance.db.database import Database
 from appliance.db.jobs import Job, JobRecords, NewJob, Outcome, iso
 from appliance.errors import BadRequest
 from appliance.jobs.queues import DurableHuey, UnknownKind, make_queue
-from appliance.jobs.retry import RetryPolicy
+from appliance.jobs.retry import RetryPolicy, outage_delay
 
 log = logging.getLogger("ingestbox.jobs")
 
@@ -45,8 +45,11 @@ class AttemptObserver(Protocol):
 class JobContext:
     """What a handler gets besides its payload: its id, attempt number and a progress reporter."""
 
-    def __init__(self, engine: JobEngine, job_id: str, queue: str, attempt: int, max_attempts: int) -> None:
+    def __init__(
+        self, engine: JobEngine, job_id: str, queue: str, attempt: int, max_attempts: int, outage_waits: int = 0
+    ) -> None:
         self.engine = engine
+        self.outage_waits = outage_waits
         self.job_id = job_id
         self.queue = queue
         self.attempt = attempt
@@ -64,6 +67,12 @@ class JobContext:
         job = self.engine.records.set_progress(self.job_id, value, self.engine.clock())
         if job is not None:
             self.engine.job_changed(job)
+
+    def is_last_failure(self, exception: BaseException) -> bool:
+        """Whether failing with `exception` sends this job to the DLQ (handlers tell users only then)."""
+        if self.attempt < self.max_attempts:
+            return False
+        return not self.engine.is_outage(exception) or outage_delay(self.outage_waits) is None
 
 
 Handler = Callable[[dict[str, Any], JobContext], Any]
@@ -83,12 +92,16 @@ class JobEngine:
         clock: Callable[[], float] = time.time,
         dlq_retention_days: float = 7.0,
         completed_retention_days: float = 7.0,
+        is_outage: Callable[[BaseException], bool] = lambda exc: False,
     ) -> None:
+        """`is_outage(exc)`: the failure is a dependency being down (the object store), so the job
+        waits for it to come back instead of spending its attempts (see storage/outage.py)."""
         self.records = JobRecords(db)
         self.clock = clock
         self.specs = dict(specs)
         self.dlq_retention_days = dlq_retention_days
         self.completed_retention_days = completed_retention_days
+        self.is_outage = is_outage
         self.queues: dict[str, DurableHuey] = {name: make_queue(name, self) for name in self.specs}
         self.listeners: list[Callable[[Job], None]] = []
         self.prune_hooks: list[Callable[[float], Any]] = []  # more retention: prune_hooks(now)
@@ -120,7 +133,8 @@ class JobEngine:
 
         def decorator(fn: Handler) -> Handler:
             def run(payload: dict[str, Any], task: Any) -> Any:
-                ctx = JobContext(self, task.id, queue, task.attempt, task.attempt + task.retries)
+                ctx = JobContext(self, task.id, queue, task.attempt, task.attempt + task.retries,
+                                 getattr(task, "outage_waits", 0))
                 return fn(payload, ctx)
 
             run.__name__ = kind
@@ -424,8 +438,14 @@ class JobEngine:
         """Huey's post-execute hook: hand the attempt's outcome to the queue's dispatcher."""
         queue: str = task.queue
         now = self.clock()
+        wait = self.outage_wait(task, exception)
         if exception is None:
             outcome = Outcome(task.id, "completed", now, result=value)
+        elif wait is not None:
+            error = f"waiting for storage ({wait:g}s): {type(exception).__name__}: {exception}"
+            log.warning("job %s (%s): the object store is unavailable; trying again in %gs without spending an"
+                        " attempt: %s", task.id, task.name, wait, exception)
+            outcome = Outcome(task.id, "postponed", now, error=error, traceback="", retry_at=now + wait)
         elif task.retries:  # Huey retries while retries are left
             retry_at = now + self.policy(queue).delay_after(task.attempt)
             error = f"{type(exception).__name__}: {exception}"
@@ -437,6 +457,12 @@ class JobEngine:
             outcome = Outcome(task.id, "dead", now, error=error, traceback=trace)
         task.outcome = outcome.state
         self._finish(queue, outcome)
+
+    def outage_wait(self, task: Any, exception: BaseException | None) -> float | None:
+        """Seconds a job failed by an outage waits (not an attempt), or None when the failure counts."""
+        if exception is None or not self.is_outage(exception):
+            return None
+        return outage_delay(getattr(task, "outage_waits", 0))
 
     def _finish(self, queue: str, outcome: Outcome) -> None:
         cond = self._conditions[queue]

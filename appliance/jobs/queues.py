@@ -62,6 +62,7 @@ class DurableHuey(Huey):
             return UnknownKind(job.id, job.kind, job.attempts)
         task = task_class(args=(job.payload,), id=job.id, retries=job.max_attempts - job.attempts)
         task.attempt = job.attempts
+        task.outage_waits = job.outage_waits
         task.queue = self.queue
         return task
 

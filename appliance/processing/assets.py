@@ -46,7 +46,7 @@ def register_asset_processing(engine: JobEngine, assets: AssetRecords, store: Ob
         try:
             result = describe_and_thumbnail(asset, ctx)
         except Exception as exc:
-            if ctx.attempt >= ctx.max_attempts:
+            if ctx.is_last_failure(exc):
                 notifier.finished(asset.id, error=str(exc))
             raise
         if asset.kind == "video":

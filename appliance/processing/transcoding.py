@@ -93,7 +93,7 @@ def register_transcoding(engine: JobEngine, assets: AssetRecords, store: ObjectS
         try:
             result = run_ladder(asset, ctx)
         except Exception as exc:
-            if ctx.attempt >= ctx.max_attempts:  # the last attempt: say so on the variants and to the user
+            if ctx.is_last_failure(exc):  # the last attempt: say so on the variants and to the user
                 now = engine.clock()
                 for variant in assets.variants(asset.id):
                     if variant["state"] not in DONE_STATES:

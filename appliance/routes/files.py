@@ -31,5 +31,17 @@ async def serve_file(request: Request, key: str) -> ResponseStream:
         raise NotFound("no such file")
     # Range requests let a browser's <video> seek without downloading the whole file.
     content_range = ContentRangeHandler(request, await stat_async(path)) if "range" in request.headers else None
-    mime = mimetypes.guess_type(key)[0] or "application/octet-stream"
-    return await file_stream(path, mime_type=mime, _range=content_range)
+    response = await file_stream(path, mime_type=mime_of(request, key), _range=content_range)
+    # Served as what the bytes were judged to be, never as what a browser guesses from them.
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def mime_of(request: Request, key: str) -> str:
+    """An original's type is the sniffed one on its asset; variants carry their extension."""
+    parts = key.split("/")
+    if len(parts) == 3 and parts[0] == "assets" and parts[2] == "original":
+        asset = request.app.ctx.runtime.assets.get(parts[1])
+        if asset is not None:
+            return str(asset.mime)
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"

@@ -108,6 +108,13 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def list_keys(self, prefix: str = "") -> Iterator[str]: ...
 
+    def abort_incomplete(self, prefix: str) -> int:
+        """Discard writes under `prefix` that a dead process left unfinished; return how many.
+
+        Call only before this process opens any writer: every unfinished write is then a leftover.
+        """
+        return 0
+
     @abc.abstractmethod
     def url(self, key: str, expires_seconds: int | None = None) -> str:
         """A URL a browser can fetch the object from (presigned for S3/MinIO)."""

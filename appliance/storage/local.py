@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import hmac
 import os
@@ -12,8 +14,14 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
-from appliance.errors import StorageError
+from appliance.errors import StorageError, StorageFull
 from appliance.storage.base import ObjectStore, ObjectWriter, check_key
+
+
+def _disk_error(exc: OSError, what: str) -> StorageError | StorageFull:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"no space left for {what}: free disk space under the data directory")
+    return StorageError(f"local storage failed on {what}: {exc.strerror}")
 
 
 class LocalWriter(ObjectWriter):
@@ -28,25 +36,32 @@ class LocalWriter(ObjectWriter):
     def write(self, data: bytes) -> None:
         if self._file is None:
             raise ValueError("write after commit or abort")
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise _disk_error(exc, self.key) from exc
         self.size += len(data)
 
     def commit(self) -> int:
         if self._file is None:
             raise ValueError("commit after commit or abort")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._file = None
-        target = self.store.path_of(self.key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.temp, target)
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+            target = self.store.path_of(self.key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.temp, target)
+        except OSError as exc:
+            raise _disk_error(exc, self.key) from exc
         self.closed = True
         return self.size
 
     def abort(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):  # a full disk fails the close's flush; the file goes anyway
+                self._file.close()
             self._file = None
         self.temp.unlink(missing_ok=True)
         self.closed = True
@@ -119,7 +134,7 @@ class LocalStore(ObjectStore):
     def describe(self) -> str:
         return f"local ({self.root})"
 
-    def sweep_incoming(self) -> int:
+    def abort_incomplete(self, prefix: str = "") -> int:
         """Remove the temporary files of writers of a process that died (call before any writer opens)."""
         removed = 0
         for path in self.temp_dir.glob("*.part"):

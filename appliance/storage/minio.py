@@ -98,6 +98,22 @@ class MinioStore(ObjectStore):
             if item.object_name is not None:
                 yield item.object_name
 
+    def abort_incomplete(self, prefix: str) -> int:
+        aborted = 0
+        key_marker: str | None = None
+        upload_marker: str | None = None
+        while True:
+            page = self.client._list_multipart_uploads(
+                self.bucket, prefix=prefix or None, key_marker=key_marker, upload_id_marker=upload_marker
+            )
+            for upload in page.uploads:
+                if upload.object_name and upload.upload_id:
+                    self.client._abort_multipart_upload(self.bucket, upload.object_name, upload.upload_id)
+                    aborted += 1
+            if not page.is_truncated:
+                return aborted
+            key_marker, upload_marker = page.next_key_marker, page.next_upload_id_marker
+
     def url(self, key: str, expires_seconds: int | None = None) -> str:
         seconds = expires_seconds or self.presign_seconds
         return self.client.presigned_get_object(self.bucket, check_key(key), datetime.timedelta(seconds=seconds))

@@ -109,10 +109,20 @@ class S3Store(ObjectStore):
             for item in page.get("Contents", []):
                 yield item["Key"]
 
-    def pending_uploads(self) -> list[dict[str, Any]]:
+    def pending_uploads(self, prefix: str = "") -> list[dict[str, Any]]:
         """Multipart uploads started and neither completed nor aborted."""
-        answer = self.client.list_multipart_uploads(Bucket=self.bucket)
-        return [dict(u) for u in answer.get("Uploads", [])]
+        uploads: list[dict[str, Any]] = []
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            uploads.extend(dict(u) for u in page.get("Uploads", []))
+        return uploads
+
+    def abort_incomplete(self, prefix: str) -> int:
+        aborted = 0
+        for upload in self.pending_uploads(prefix):
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            aborted += 1
+        return aborted
 
     def url(self, key: str, expires_seconds: int | None = None) -> str:
         return self.client.generate_presigned_url(

@@ -10,6 +10,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from appliance.errors import BadRequest
 
 EventKind = Literal["begin", "data", "end"]
+MAX_BOUNDARY = 70
 
 
 @dataclass
@@ -27,6 +28,8 @@ def boundary_of(content_type: str | None) -> bytes:
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
         raise BadRequest("body must be multipart/form-data with a boundary")
+    if len(boundary) > MAX_BOUNDARY:
+        raise BadRequest(f"the multipart boundary is over {MAX_BOUNDARY} characters (RFC 2046)")
     return boundary
 
 
@@ -76,13 +79,13 @@ class StreamingForm:
 
     def _header_end(self) -> None:
         name = self._field.decode("latin-1").strip().lower()
-        value = self._value.decode("utf-8", "replace").strip()
+        value = self._value.decode("latin-1").strip()  # lossless: names are decoded as UTF-8 below
         self.part.headers[name] = value
         self._field.clear()
         self._value.clear()
 
     def _headers_finished(self) -> None:
-        _, options = parse_options_header(self.part.headers.get("content-disposition", ""))
+        _, options = parse_options_header(self.part.headers.get("content-disposition", "").encode("latin-1"))
         self.part.name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
         self.part.filename = filename.decode("utf-8", "replace") if filename is not None else None

@@ -13,10 +13,11 @@ import uuid
 from typing import Any
 
 from appliance.config import ClamdSettings
-from appliance.db.assets import Asset
+from appliance.db.assets import Asset, AssetRecords
 from appliance.errors import BadRequest, IngestboxError, ServiceUnavailable
 from appliance.storage import ObjectStore, ObjectWriter
 from appliance.uploads.clamd import Infected, InstreamScan, ScanFailed
+from appliance.uploads.names import clean_filename
 from appliance.uploads.sniff import SNIFF_BYTES, check_type, kind_of, sniff
 
 log = logging.getLogger("ingestbox.uploads")
@@ -39,9 +40,11 @@ class UploadReceiver:
     """
 
     def __init__(
-        self, store: ObjectStore, max_bytes: int, allowed: list[str], clamd: ClamdSettings | None = None
+        self, store: ObjectStore, records: AssetRecords, max_bytes: int, allowed: list[str],
+        clamd: ClamdSettings | None = None,
     ) -> None:
         self.store = store
+        self.records = records
         self.clamd = clamd
         self.scan: InstreamScan | None = None
         self.scanned = False
@@ -83,7 +86,7 @@ class UploadReceiver:
             if self._file_done or self._in_file:
                 raise BadRequest("one file per upload")
             self._in_file = True
-            self.filename = filename
+            self.filename = clean_filename(filename)
         elif kind == "data":
             self.size += len(data)
             if self.size > self.max_bytes:
@@ -123,6 +126,9 @@ class UploadReceiver:
         self.mime = sniff(head)
         check_type(self.mime, self.filename, self.allowed)
         self.scan = await self._run(self._open_scan)
+        # Recorded before the first byte is written: if this process dies mid-upload, the next
+        # start deletes whatever reached storage (uploads/janitor.py).
+        await self._run(self.records.add_pending, self.key, time.time())
         self.writer = await self._run(self.store.open_writer, self.key, self.mime)
         self._head = bytearray()
         await self._run(self._pass, head)
@@ -191,7 +197,16 @@ class UploadReceiver:
             await self._drain()
         if self.scan is not None:
             self.scan.close()
-        if self.writer is not None and not self.writer.closed:
+        if self.writer is None:
+            return
+        if not self.writer.closed:
             await self._run(self.writer.abort)
-        elif self.writer is not None:
-            await self._run(self.store.delete, self.key)
+        else:
+            try:
+                await self._run(self.store.delete, self.key)
+            except Exception:
+                log.warning("upload %s: could not delete the rejected original now; the next start does",
+                            self.asset_id)
+                return
+        with contextlib.suppress(Exception):
+            await self._run(self.records.drop_pending, self.key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any
 
 from sanic import Blueprint, Request
@@ -30,17 +31,23 @@ async def upload(request: Request) -> HTTPResponse:
     stream: Any = request.stream  # Sanic's HTTP/1 stream; its type stub lacks read()
     stream.request_max_size = limit
     form = StreamingForm(boundary_of(request.headers.get("content-type")))
-    receiver = UploadReceiver(runtime.store, settings.max_bytes, list(settings.allowed_types), settings.clamd)
+    receiver = UploadReceiver(
+        runtime.store, runtime.assets, settings.max_bytes, list(settings.allowed_types), settings.clamd
+    )
     try:
         while (chunk := await stream.read()) is not None:
             for kind, part, data in form.feed(chunk):
                 await receiver.handle(kind, part.name, part.filename, data)
         form.finish()
         asset = await receiver.finish(job_id=f"asset-{receiver.asset_id}")
-        store_asset = runtime.assets.insert_in
+        records = runtime.assets
+
+        def keep_asset(conn: sqlite3.Connection) -> None:  # the asset, its job and the end of "pending": one commit
+            records.insert_in(conn, asset)
+            records.drop_pending_in(conn, asset.original_key)
+
         job, _ = await runtime.engine.enqueue_async(
-            "file-processing", PROCESS_KIND, {"asset_id": asset.id}, job_id=asset.job_id,
-            also=lambda conn: store_asset(conn, asset),
+            "file-processing", PROCESS_KIND, {"asset_id": asset.id}, job_id=asset.job_id, also=keep_asset,
         )
     except BaseException:
         await asyncio.shield(receiver.abort())
