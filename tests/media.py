@@ -110,12 +110,14 @@ def make_video(
     container_format = "mov" if path.suffix == ".mov" else "mp4"
     with av.open(str(path), "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=fps, options=ENCODER_QUIET.get(codec, {}))
+        assert isinstance(stream, av.VideoStream)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         time_base = Fraction(1, fps * 2)
         stream.codec_context.time_base = time_base
         if rotation:
             stream.set_display_rotation(rotation)
         sound = container.add_stream("aac", rate=48000, layout="stereo") if audio else None
+        assert sound is None or isinstance(sound, av.AudioStream)
         base = [marker_frame(width, height, index) for index in range(8)]
         pts, index = 0, 0
         while pts < seconds * fps * 2:

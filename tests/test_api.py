@@ -93,6 +93,39 @@ def test_every_v1_route_refuses_without_a_token(runtime: Runtime) -> None:
     assert api.get("/v1/queues").status == 200
 
 
+# Routes open without a token, each for a stated reason; every other route must refuse.
+PUBLIC_ROUTES = {
+    ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),  # probes and scrapers (SPEC.md), no secrets
+    ("POST", "/webhooks/stripe"), ("POST", "/webhooks/github"),  # authenticated by their signatures
+    ("GET", "/files/<key:path>"),  # authenticated by the URL's own signature
+    ("GET", "/"), ("GET", "/login"), ("POST", "/login"), ("POST", "/logout"),  # the login form
+    ("GET", "/static/<name:str>"),  # the page's own JS and CSS
+}
+
+
+def test_every_route_is_closed_without_a_token_unless_listed_public(runtime: Runtime) -> None:
+    """A new route is closed, or it is added to PUBLIC_ROUTES with its reason."""
+    app = create_app(runtime, manage_runtime=False)
+    api = ApiClient(app, runtime.tokens[0])
+    app.router.finalize() if not app.router.finalized else None
+    found = set()
+    for route in app.router.routes:
+        path = "/" + route.path.lstrip("/")
+        for method in route.methods - {"HEAD", "OPTIONS"}:
+            found.add((method, path))
+            if (method, path) in PUBLIC_ROUTES or path.startswith("/v1/events"):
+                continue  # (the WebSocket is checked over a real connection in test_serve)
+            response = api.request(method, re.sub(r"<[^>]+>", "x", path), token=None)
+            assert response.status == 401, (method, path, response.status)
+    assert found >= PUBLIC_ROUTES  # the list names real routes
+    # What the public ones give away without a token: a login form, not the data.
+    page = api.get("/", token=None)
+    assert page.status == 303 and page.headers["location"] == "/login"
+    assert api.get("/", token=None, headers={"Cookie": "ingestbox_session=forged"}).status == 303
+    assert api.get("/files/assets/x/original", token=None).status == 401
+    assert api.post("/webhooks/github", token=None, content=b"{}").status in (400, 503)
+
+
 def test_error_shape_is_pinned(api: ApiClient) -> None:
     response = api.get("/v1/jobs/does-not-exist")
     assert response.status == 404

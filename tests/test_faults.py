@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -208,3 +210,115 @@ def test_object_store_down_for_30_s_uploads_get_503_and_jobs_wait_then_complete(
         assert pending == []
     finally:
         server.kill()
+
+
+def test_kill_9_during_a_concurrent_webhook_burst_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    import threading
+
+    from appliance.webhooks.verify import github_signature
+    from tests.support.receiver import start_receiver
+
+    receiver = start_receiver()
+    hooks = f'[webhooks.github]\nsecrets = ["s3cret"]\nforward_to = "{receiver.url}/hook"\n'
+    server = write_config(tmp_path, extra=hooks)
+    server.start()
+    acked: list[str] = []
+    lock = threading.Lock()
+    body = b'{"action": "created"}'
+    headers = {"X-Hub-Signature-256": github_signature(body, "s3cret"), "X-GitHub-Event": "star",
+               "Content-Type": "application/json"}
+
+    def sender(index: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for n in range(10_000):
+                delivery = f"burst-{index}-{n}"
+                try:
+                    answer = client.post("/webhooks/github", content=body,
+                                         headers={**headers, "X-GitHub-Delivery": delivery})
+                except httpx.HTTPError:
+                    return  # the server is gone: this one was never acknowledged
+                if answer.status_code == 200:
+                    with lock:
+                        acked.append(delivery)
+
+    try:
+        threads = [threading.Thread(target=sender, args=(index,)) for index in range(8)]
+        for thread in threads:
+            thread.start()
+        while len(acked) < 1500:
+            time.sleep(0.01)
+        server.kill()  # mid-burst, with requests in flight on every connection
+        for thread in threads:
+            thread.join(30)
+        assert len(acked) >= 1500
+        server.start()
+        deadline = time.monotonic() + 120
+        got: set[str] = set()
+        while time.monotonic() < deadline:
+            got = {r.headers["X-Ingestbox-Event-Id"] for r in receiver.on("/hook")}
+            if got >= set(acked):
+                break
+            time.sleep(0.2)
+        assert set(acked) - got == set()  # every acknowledged delivery was forwarded
+    finally:
+        server.kill()
+        receiver.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root (the test command runs as root)")
+def test_a_full_disk_is_a_clear_507_and_the_database_stays_intact(tmp_path: Path) -> None:
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], check=True)
+    server = write_config(mount)
+    try:
+        server.start()
+        with server.client(timeout=60) as client:
+            before = client.post("/v1/uploads", files={"file": ("a.png", png_bytes(), "image/png")})
+            assert before.status_code == 202
+            server.wait_job(before.json()["job_id"], ("completed",))
+        boundary = uuid.uuid4().hex
+        with server.client(timeout=60) as client:
+            full = client.post("/v1/uploads", content=multipart_body(boundary, "big.png", 80 * MiB, lambda _: None),
+                               headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+            assert full.status_code == 507, full.text
+            assert full.json()["error"]["code"] == "disk_full"
+            assert "free disk space" in full.json()["error"]["message"]
+            # The partial file is gone, so the next upload has room again, and earlier data is all there.
+            assert not list((server.data_dir / "objects" / ".incoming").glob("*.part"))
+            after = client.post("/v1/uploads", files={"file": ("b.png", png_bytes(), "image/png")})
+            assert after.status_code == 202
+            server.wait_job(after.json()["job_id"], ("completed",))
+            assert client.get(f"/v1/assets/{before.json()['asset_id']}").status_code == 200
+        assert db_rows(server, "PRAGMA integrity_check") == [("ok",)]
+    finally:
+        server.kill()
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_kill_9_while_a_mail_is_being_sent_sends_it_after_restart(tmp_path: Path) -> None:
+    from tests.support.smtp import smtp_inbox
+
+    with smtp_inbox() as inbox:
+        inbox.data_delay = 30.0  # the first conversation hangs in DATA until the sender is killed
+        server = write_config(tmp_path, extra=f'[email]\nsmtp_host = "127.0.0.1"\nsmtp_port = {inbox.port}\n'
+                                              'starttls = false\nsender = "box@example.com"\n')
+        server.start()
+        try:
+            with server.client() as client:
+                answer = client.post("/v1/uploads", files={"file": ("a.png", png_bytes(), "image/png")},
+                                     data={"notify_email": "user@example.com"})
+            assert answer.status_code == 202
+            deadline = time.monotonic() + 30
+            while inbox.data_started == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert inbox.data_started == 1
+            server.kill()
+            inbox.data_delay = 0.0
+            server.start()
+            (mail, *_) = inbox.wait(1, timeout=60)
+            assert mail.rcpt_tos == ["user@example.com"]
+            job = server.wait_job(f"notify-completed-{answer.json()['asset_id']}", ("completed",))
+            assert job["attempts"] == 1  # the interrupted attempt is not counted
+        finally:
+            server.kill()

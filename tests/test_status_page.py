@@ -25,7 +25,8 @@ XSS_NAME = "<img src=x onerror=window.pwned=1>.png"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     process = write_config(
         tmp_path_factory.mktemp("page"),
-        extra="[queues.webhook-handling]\nbackoff_base_seconds = 0.05\nbackoff_factor = 1\n",
+        extra="[queues.webhook-handling]\nbackoff_base_seconds = 0.05\nbackoff_factor = 1\n"
+        '[webhooks.github]\nsecrets = ["page-secret"]\n',
     )
     process.start()
     yield process
@@ -173,3 +174,21 @@ def test_session_cookie_needs_the_csrf_token_to_change_anything(server: ServePro
         allowed = client.post("/v1/jobs", json={"queue": "email-sending", "kind": "selftest", "payload": {}},
                               headers={"X-CSRF-Token": token})
         assert allowed.status_code in (200, 201, 202), allowed.text
+
+
+def test_webhook_headers_are_shown_as_text_never_as_html(server: ServeProcess, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    from appliance.webhooks.verify import github_signature
+
+    event, delivery = "<img src=x onerror=window.pwned=2>", "<svg onload=window.pwned=3>"
+    body = b'{"action": "<script>window.pwned=4</script>"}'
+    answer = httpx.post(f"{server.url}/webhooks/github", content=body, timeout=10, headers={
+        "X-Hub-Signature-256": github_signature(body, "page-secret"), "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery, "Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    log_in(browser, server)
+    wait(browser, lambda d: event in d.find_element(By.ID, "webhook-rows").text, message="webhook row")
+    assert delivery in browser.find_element(By.ID, "webhook-rows").text
+    assert browser.execute_script("return window.pwned") is None
+    assert not browser.find_elements(By.CSS_SELECTOR, "#webhook-rows img, #webhook-rows svg")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,8 +17,13 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[Any] = []
         self.port = 0
+        self.data_delay = 0.0  # seconds before answering DATA: a slow server to kill a sender against
+        self.data_started = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_started += 1
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         self.messages.append(envelope)
         return "250 OK"
 
