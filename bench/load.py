@@ -32,27 +32,13 @@ import psutil
 from appliance.webhooks.verify import github_signature
 from bench.httpload import Pool
 from bench.queue import machine
+from bench.upload import RssSampler
 from tests.media import jpeg_bytes, make_video
 from tests.support.receiver import Receiver, start_receiver
 from tests.support.server import ServeProcess, write_config
 
 SECRET = "load-secret"
 MiB = 1024 * 1024
-
-
-class Sampler(threading.Thread):
-    """Peak RSS of one process (not its children), sampled every 20 ms until stopped."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.process = psutil.Process(pid)
-        self.peak = 0
-        self.running = True
-
-    def run(self) -> None:
-        while self.running:
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(0.02)
 
 
 def padded_jpeg(total: int) -> Iterator[bytes]:
@@ -145,7 +131,7 @@ def run(workdir: Path, webhooks: int = 10_000, uploads: int = 20, upload_mb: int
         transcode_job = start_transcode(server, workdir)
         assert server.process is not None
         baseline_rss = psutil.Process(server.process.pid).memory_info().rss
-        sampler = Sampler(server.process.pid)
+        sampler = RssSampler(server.process.pid, children=False)  # the transcode child is not the server
         sampler.start()
         upload_results: list[tuple[int, str]] = []
         threads = [threading.Thread(target=upload_one, args=(server, upload_mb * MiB, upload_results))

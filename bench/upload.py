@@ -91,17 +91,18 @@ def form(body: Body) -> tuple[str, int, Iterator[bytes]]:
 
 
 class RssSampler(threading.Thread):
-    """Peak resident memory of a process and its children, sampled until stopped."""
+    """Peak resident memory of a process (and its children, unless told not to), sampled until stopped."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, children: bool = True) -> None:
         super().__init__(daemon=True)
         self.process = psutil.Process(pid)
+        self.children = children
         self.peak = 0
         self.running = True
 
     def tree_rss(self) -> int:
         total = 0
-        for proc in [self.process, *self.process.children(recursive=True)]:
+        for proc in [self.process, *(self.process.children(recursive=True) if self.children else [])]:
             with contextlib.suppress(psutil.NoSuchProcess):
                 total += proc.memory_info().rss
         return total

@@ -4,6 +4,7 @@
 #   ./scripts/bench.sh webhooks     # signed GitHub webhooks against a bare Sanic route
 #   ./scripts/bench.sh upload       # 500 MB to SeaweedFS through ingestbox against boto3 multipart
 #   ./scripts/bench.sh transcode    # the video ladder against the ffmpeg CLI
+#   ./scripts/bench.sh load         # 10,000 webhooks and 20 x 50 MB uploads during a transcode: nothing lost
 # Extra arguments go to the benchmark (for example --jobs 5000).
 set -euo pipefail
 source "$(dirname "$0")/setup-env.sh"

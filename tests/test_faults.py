@@ -64,6 +64,15 @@ def post_until_killed(server: ServeProcess, total: int, kill_at: int) -> None:
                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
 
 
+def upload_clip(server: ServeProcess, directory: Path) -> str:
+    """A 12 s 720p clip: its transcode runs for a few seconds on two cores. Returns the asset id."""
+    source = make_video(directory / "clip.mp4", 12.0, 1280, 720, 30)
+    with server.client(timeout=60) as client:
+        answer = client.post("/v1/uploads", files={"file": ("clip.mp4", source.read_bytes(), "video/mp4")})
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["asset_id"])
+
+
 @pytest.fixture
 def own_seaweed(tmp_path: Path) -> Iterator[SeaweedS3]:
     """A SeaweedFS of this test's own: the test stops and restarts it."""
@@ -130,11 +139,7 @@ def test_kill_9_during_a_transcode_runs_it_again_without_duplicate_variants(tmp_
     server = write_config(tmp_path)
     server.start()
     try:
-        source = make_video(tmp_path / "clip.mp4", 12.0, 1280, 720, 30)
-        with server.client(timeout=60) as client:
-            answer = client.post("/v1/uploads", files={"file": ("clip.mp4", source.read_bytes(), "video/mp4")})
-        assert answer.status_code == 202, answer.text
-        asset_id = answer.json()["asset_id"]
+        asset_id = upload_clip(server, tmp_path)
         job_id = f"transcode-{asset_id}"
         deadline = time.monotonic() + 120
         job: dict[str, Any] = {}
@@ -180,11 +185,8 @@ def test_object_store_down_for_30_s_uploads_get_503_and_jobs_wait_then_complete(
     server = write_config(tmp_path, extra=s3_section(own_seaweed, bucket))
     server.start()
     try:
-        source = make_video(tmp_path / "clip.mp4", 12.0, 1280, 720, 30)
+        asset_id = upload_clip(server, tmp_path)
         with server.client(timeout=60) as client:
-            answer = client.post("/v1/uploads", files={"file": ("clip.mp4", source.read_bytes(), "video/mp4")})
-            assert answer.status_code == 202, answer.text
-            asset_id = answer.json()["asset_id"]
             server.wait_job(f"transcode-{asset_id}", ("active",), timeout=60)
             own_seaweed.stop()  # mid-transcode: its variants cannot be stored
             down_at = time.monotonic()
