@@ -5,9 +5,11 @@
 One `ingestbox serve` (local storage) forwarding GitHub webhooks to a loopback receiver. First a
 1080p clip is uploaded and its transcode is left running; then, at the same time, WEBHOOKS signed
 deliveries go out on CONNECTIONS keep-alive connections and UPLOADS files of UPLOAD_MB each are
-posted concurrently. Afterwards every acknowledged delivery must reach the receiver and every
-accepted upload's job must complete: `lost` counts what did not. Memory is the peak RSS of the
-server process (its transcode child apart) above what it used at the start. The last line is JSON.
+posted concurrently. The baseline, in the same run and on the same server, is the same
+webhook burst alone, before anything else starts. Afterwards every acknowledged delivery must
+reach the receiver and every accepted upload's job must complete: `lost` counts what did not.
+Memory is the peak RSS of the server process (its transcode child apart) above what it used at
+the start of the combined load. The last line is JSON.
 tests/test_load.py runs the same scenario and asserts nothing is lost and memory stays bounded.
 """
 
@@ -70,12 +72,12 @@ def upload_one(server: ServeProcess, size: int, results: list[tuple[int, str]]) 
         results.append((0, str(exc)))
 
 
-async def send_webhooks(port: int, count: int, connections: int) -> tuple[list[str], list[float], int]:
+async def send_webhooks(port: int, count: int, connections: int, prefix: str) -> tuple[list[str], list[float], int]:
     """Post `count` signed deliveries; return the acknowledged ids, ack latencies, and failures."""
     body = json.dumps({"action": "created", "repository": {"full_name": "octo/repo"}}).encode()
     base = {"X-Hub-Signature-256": github_signature(body, SECRET), "X-GitHub-Event": "star",
             "Content-Type": "application/json"}
-    ids = iter(f"load-{n}" for n in range(count))
+    ids = iter(f"{prefix}-{n}" for n in range(count))
     acked: list[str] = []
     latencies: list[float] = []
     failed = 0
@@ -128,6 +130,12 @@ def run(workdir: Path, webhooks: int = 10_000, uploads: int = 20, upload_mb: int
     server = write_config(workdir, extra=hooks)
     server.start()
     try:
+        # Baseline, same server, same run: the webhooks alone, with nothing else going on.
+        started = time.monotonic()
+        alone, alone_latencies, alone_failed = asyncio.run(send_webhooks(server.port, webhooks, connections, "alone"))
+        alone_rps = len(alone) / (time.monotonic() - started)
+        wait_forwarded(receiver, set(alone), timeout=600)
+        alone_latencies.sort()
         transcode_job = start_transcode(server, workdir)
         assert server.process is not None
         baseline_rss = psutil.Process(server.process.pid).memory_info().rss
@@ -139,12 +147,12 @@ def run(workdir: Path, webhooks: int = 10_000, uploads: int = 20, upload_mb: int
         started = time.monotonic()
         for thread in threads:
             thread.start()
-        acked, latencies, failed = asyncio.run(send_webhooks(server.port, webhooks, connections))
+        acked, latencies, failed = asyncio.run(send_webhooks(server.port, webhooks, connections, "load"))
         webhook_seconds = time.monotonic() - started
         for thread in threads:
             thread.join()
         burst_seconds = time.monotonic() - started
-        forwarded = wait_forwarded(receiver, set(acked), timeout=600)
+        forwarded = wait_forwarded(receiver, set(acked) | set(alone), timeout=600)
         drained_seconds = time.monotonic() - started
         sampler.running = False
         accepted = [job for status, job in upload_results if status == 202]
@@ -153,8 +161,12 @@ def run(workdir: Path, webhooks: int = 10_000, uploads: int = 20, upload_mb: int
         latencies.sort()
         return {
             "webhooks_sent": webhooks, "webhooks_acked": len(acked), "webhooks_refused": failed,
-            "webhooks_lost": len(set(acked) - forwarded),
+            "webhooks_lost": len((set(acked) | set(alone)) - forwarded),
+            "webhooks_refused_alone": alone_failed,
             "webhook_rps": round(len(acked) / webhook_seconds, 1),
+            "webhook_rps_alone": round(alone_rps, 1),
+            "ratio_vs_alone": round(len(acked) / webhook_seconds / alone_rps, 2),
+            "ack_p99_ms_alone": round(1000 * alone_latencies[int(0.99 * (len(alone_latencies) - 1))], 2),
             "ack_p50_ms": round(1000 * statistics.median(latencies), 2),
             "ack_p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 2),
             "uploads": uploads, "upload_mb": upload_mb, "uploads_accepted": len(accepted),

@@ -25,7 +25,11 @@ pytestmark = pytest.mark.slow
 MiB = 1024 * 1024
 
 
-def s3_section(seaweed: SeaweedS3, bucket: str) -> str:
+def s3_section(seaweed: SeaweedS3, bucket: str, backend: str = "s3") -> str:
+    if backend == "minio":
+        return (f'[storage]\nbackend = "minio"\n[storage.minio]\nendpoint = "127.0.0.1:{seaweed.s3_port}"\n'
+                f'bucket = "{bucket}"\naccess_key = "{ACCESS_KEY}"\nsecret_key = "{SECRET_KEY}"\nsecure = false\n'
+                "part_size_mb = 5\n")
     return (f'[storage]\nbackend = "s3"\n[storage.s3]\nendpoint_url = "{seaweed.endpoint_url}"\n'
             f'bucket = "{bucket}"\naccess_key_id = "{ACCESS_KEY}"\nsecret_access_key = "{SECRET_KEY}"\n'
             "part_size_mb = 5\n")
@@ -81,15 +85,15 @@ def own_seaweed(tmp_path: Path) -> Iterator[SeaweedS3]:
     server.stop()
 
 
-@pytest.mark.parametrize("backend", ["local", "s3"])
+@pytest.mark.parametrize("backend", ["local", "s3", "minio"])
 def test_kill_9_during_a_300_mb_upload_leaves_no_object_and_no_row(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     extra, seaweed, bucket = "", None, ""
-    if backend == "s3":
+    if backend != "local":
         seaweed = request.getfixturevalue("seaweed")
         bucket = seaweed.make_bucket()
-        extra = s3_section(seaweed, bucket)
+        extra = s3_section(seaweed, bucket, backend)
     server = write_config(tmp_path, extra=extra)
     server.start()
     try:
