@@ -30,11 +30,14 @@ class EncoderBackend:
         return {key: value.format(crf=quality.crf, preset=quality.preset) for key, value in self.options}
 
 
-# PyAV's wheel bundles an FFmpeg without VAAPI; a PyAV built against Debian's FFmpeg has it.
+# PyAV's wheel bundles an FFmpeg without VAAPI, and PyAV 18 builds only against FFmpeg 8 or newer,
+# which no Debian release ships yet (12 has 5.1, 13 has 7.1): the path is a self-built FFmpeg 8.
 VAAPI_HINT = (
-    "PyAV's bundled FFmpeg is built without VAAPI: install PyAV against the system FFmpeg "
-    "(apt-get install libavformat-dev libavdevice-dev libva-dev pkg-config; "
-    "pip install --no-binary av 'av>=18,<19') and the VA driver (intel-media-va-driver or mesa-va-drivers)"
+    "PyAV's bundled FFmpeg is built without VAAPI, and PyAV 18 builds only against FFmpeg 8 or newer "
+    "(Debian 12 ships 5.1, Debian 13 7.1): build FFmpeg 8 with --enable-shared --enable-gpl --enable-libx264 "
+    "--enable-vaapi (apt-get install libva-dev libdrm-dev libx264-dev nasm pkg-config), install PyAV against it "
+    "(PKG_CONFIG_PATH=PREFIX/lib/pkgconfig pip install --no-binary av 'av>=18,<19'), and the VA driver "
+    "(mesa-va-drivers for AMD, intel-media-va-driver for Intel; on Intel, QSV works with the bundled FFmpeg)"
 )
 
 
