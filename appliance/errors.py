@@ -52,6 +52,10 @@ class StorageError(IngestboxError):
     status, code = 503, "storage_unavailable"
 
 
+class StorageUnavailable(StorageError):
+    """The store did not answer or failed on its side (5xx): it may come back by itself."""
+
+
 class StorageFull(IngestboxError):
     """The disk under local storage or the database has no room left."""
 

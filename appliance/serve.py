@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import logging
+from pathlib import Path
+from typing import TextIO
 
 from appliance.app import create_app
 from appliance.config import Settings
+from appliance.errors import ConfigError
 from appliance.runtime import build_runtime
 from appliance.storage.factory import public_base_url
 
@@ -37,8 +41,22 @@ def banner(runtime_settings: Settings, storage: str, encoder: str, token_where: 
     )
 
 
+def hold_data_dir(data_dir: Path) -> TextIO:
+    """Lock the data directory for this process's life: at start the janitor removes what looks unfinished
+    in storage, which is only safe when no other ingestbox writes there."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / "serve.lock").open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError([f"{data_dir}: another ingestbox serve is running with this data directory"]) from None
+    return handle
+
+
 def serve(settings: Settings) -> int:
     logging.getLogger("huey").setLevel(logging.CRITICAL)  # our engine logs each outcome itself
+    lock = hold_data_dir(settings.server.data_dir)  # released when the process ends, however it ends
     runtime = build_runtime(settings)
     if runtime.token_file is not None:
         token_where = f"{runtime.token_file.resolve()} (send it as Authorization: Bearer <token>)"
@@ -62,4 +80,5 @@ def serve(settings: Settings) -> int:
         access_log=False,
         motd=False,
     )
+    lock.close()
     return 0

@@ -60,7 +60,9 @@ def raw_upload(server: ServeProcess, disposition: bytes, body: bytes,
 
 
 def stored_files(server: ServeProcess) -> set[Path]:
-    return {p for p in (server.data_dir / "objects").rglob("*") if p.is_file()}
+    """Objects in local storage (not the temporary files of writes under way)."""
+    objects = server.data_dir / "objects"
+    return {p for p in objects.rglob("*") if p.is_file() and objects / ".incoming" not in p.parents}
 
 
 @pytest.mark.parametrize(
@@ -74,6 +76,8 @@ def stored_files(server: ServeProcess) -> set[Path]:
         ("f\u00fcr \u00e9t\u00e9 \U0001f389.png".encode(), "f\u00fcr \u00e9t\u00e9 \U0001f389.png"),
         (b"bad-\xff\xfe-utf8.png", "bad-\ufffd\ufffd-utf8.png"),
         ("\u202eevil.png".encode(), "evil.png"),  # a right-to-left override reorders what is shown
+        ("zero\u200bwidth\u2028sep.png".encode(), "zerowidthsep.png"),
+        (("n" * 300 + ".png").encode(), "n" * 251 + ".png"),
     ],
 )
 def test_hostile_file_names_are_kept_as_text_never_as_paths(server: ServeProcess, raw_name: bytes, shown: str) -> None:
@@ -81,6 +85,7 @@ def test_hostile_file_names_are_kept_as_text_never_as_paths(server: ServeProcess
     answer = raw_upload(server, b'name="file"; filename="' + raw_name + b'"', png_bytes())
     assert answer.status_code == 202, answer.text
     asset_id = answer.json()["asset_id"]
+    server.wait_job(answer.json()["job_id"], ("completed",))  # its thumbnails are stored too
     with server.client() as client:
         asset = client.get(f"/v1/assets/{asset_id}").json()
     assert asset["filename"] == shown
@@ -111,6 +116,7 @@ def test_polyglot_is_judged_by_its_first_bytes_and_served_as_that_type(server: S
     fetched = httpx.get(asset["url"], timeout=10)
     assert fetched.headers["content-type"] == "image/jpeg"
     assert fetched.headers.get("x-content-type-options") == "nosniff"
+    assert "sandbox" in fetched.headers["content-security-policy"]  # never script on this origin
     assert job["state"] == "completed"
     # The same bytes named .pdf: the name disagrees with what the bytes are.
     with server.client() as client:

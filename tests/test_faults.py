@@ -328,3 +328,38 @@ def test_kill_9_while_a_mail_is_being_sent_sends_it_after_restart(tmp_path: Path
             assert job["attempts"] == 1  # the interrupted attempt is not counted
         finally:
             server.kill()
+
+
+def test_only_the_object_store_being_down_counts_as_an_outage() -> None:
+    from botocore.exceptions import ClientError, EndpointConnectionError
+    from urllib3.exceptions import NewConnectionError
+
+    from appliance.errors import StorageUnavailable
+    from appliance.storage.outage import is_storage_outage, storage_failure
+    from appliance.webhooks.forward import ForwardFailed
+
+    down = storage_failure("s3 read of k failed", EndpointConnectionError(endpoint_url="http://s3"))
+    assert isinstance(down, StorageUnavailable) and is_storage_outage(down)
+    server_error = ClientError({"Error": {"Code": "InternalError"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "Get")
+    assert is_storage_outage(storage_failure("s3 read", server_error))
+    denied = ClientError({"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "Get")
+    assert not is_storage_outage(storage_failure("s3 read", denied))  # wrong credentials do not pass by waiting
+    try:
+        try:
+            raise NewConnectionError(None, "connection refused")  # type: ignore[arg-type]
+        except NewConnectionError as exc:
+            raise ForwardFailed("POST http://app/hook failed") from exc
+    except ForwardFailed as forwarded:
+        assert not is_storage_outage(forwarded)  # the application being down is not our store being down
+
+
+def test_a_second_server_on_the_same_data_directory_is_refused(tmp_path: Path) -> None:
+    server = write_config(tmp_path)
+    server.start()
+    try:
+        second = server.cli("serve", timeout=60)
+        assert second.returncode == 2
+        assert "another ingestbox serve is running with this data directory" in second.stderr
+        assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    finally:
+        server.kill()

@@ -270,6 +270,31 @@ def test_failing_receiver_retries_dead_letters_alerts_once_and_dlq_retry_deliver
     assert len(delivered) == 1
 
 
+def test_unreachable_application_is_a_failed_attempt_not_a_storage_wait(tmp_path: Path) -> None:
+    """Forwarding to an application that is down follows the retry policy to the DLQ (only the object store's
+    outages make a job wait without spending attempts)."""
+    from tests.support.ports import free_port
+
+    settings = Settings(
+        server=ServerSettings(data_dir=tmp_path / "data", shutdown_grace_seconds=2),
+        webhooks=WebhookSettings(github=GithubSettings(secrets=[GITHUB_SECRET],
+                                                       forward_to=f"http://127.0.0.1:{free_port()}/down")),
+        queues=QueuesSettings(**{"webhook-handling": QueueSettings(backoff_base_seconds=0.05)}),
+    )
+    runtime = build_runtime(settings, probe_hardware=False)
+    runtime.start()
+    try:
+        api = ApiClient(create_app(runtime, manage_runtime=False), runtime.tokens[0])
+        body = b'{"action": "created"}'
+        assert api.post("/webhooks/github", token=None, content=body,
+                        headers=github_headers(body, "star", "refused-1")).status == 200
+        logged = wait_status(runtime, "refused-1", "dead")
+        assert logged["attempts"] == 3
+        assert "waiting for storage" not in logged["error"] and "refused" in logged["error"].lower()
+    finally:
+        runtime.stop()
+
+
 def test_log_filters_and_replay(hooks, receiver) -> None:  # type: ignore[no-untyped-def]
     runtime, api = hooks
     body = stripe_event("invoice.paid", "evt_inv")

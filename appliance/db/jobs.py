@@ -326,7 +326,7 @@ class JobRecords:
     def revive(self, job_id: str, now: float) -> Job | None:
         """A dead job back to waiting with a fresh set of attempts."""
         return self._one(
-            "UPDATE jobs SET state = 'waiting', attempts = 0, progress = 0, run_at = ?,"
+            "UPDATE jobs SET state = 'waiting', attempts = 0, outage_waits = 0, progress = 0, run_at = ?,"
             " updated_at = ?, finished_at = NULL WHERE id = ? AND state = 'dead' RETURNING *",
             (now, now, job_id),
         )

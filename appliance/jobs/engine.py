@@ -445,7 +445,8 @@ class JobEngine:
             error = f"waiting for storage ({wait:g}s): {type(exception).__name__}: {exception}"
             log.warning("job %s (%s): the object store is unavailable; trying again in %gs without spending an"
                         " attempt: %s", task.id, task.name, wait, exception)
-            outcome = Outcome(task.id, "postponed", now, error=error, traceback="", retry_at=now + wait)
+            trace = "".join(traceback.format_exception(exception))
+            outcome = Outcome(task.id, "postponed", now, error=error, traceback=trace, retry_at=now + wait)
         elif task.retries:  # Huey retries while retries are left
             retry_at = now + self.policy(queue).delay_after(task.attempt)
             error = f"{type(exception).__name__}: {exception}"

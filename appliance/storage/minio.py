@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
-from typing import BinaryIO, cast
+from typing import BinaryIO
 
 import urllib3
 from minio import Minio
@@ -15,9 +15,14 @@ from appliance.config import MinioSettings
 from appliance.errors import StorageError
 from appliance.storage.base import ObjectStore, ObjectWriter, check_key
 from appliance.storage.multipart import MultipartWriter
+from appliance.storage.outage import guarded, storage_failure
 
 MiB = 1024 * 1024
 _MISSING = ("NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound")
+
+
+def _missing(exc: Exception) -> bool:
+    return isinstance(exc, S3Error) and exc.code in _MISSING
 
 
 class MinioWriter(MultipartWriter):
@@ -71,27 +76,30 @@ class MinioStore(ObjectStore):
         return MinioWriter(self, check_key(key), content_type)
 
     def open_reader(self, key: str) -> BinaryIO:
+        check_key(key)
         try:
-            response = self.client.get_object(self.bucket, check_key(key))
-        except S3Error as exc:
-            if exc.code in _MISSING:
+            response = self.client.get_object(self.bucket, key)
+        except Exception as exc:
+            if _missing(exc):
                 raise KeyError(key) from None
-            raise StorageError(f"minio read of {key} failed: {exc}") from exc
-        return cast(BinaryIO, _ClosingResponse(response))
+            raise storage_failure(f"minio read of {key} failed", exc) from exc
+        return guarded(_ClosingResponse(response), key)
 
     def size(self, key: str) -> int:
+        check_key(key)
         try:
-            return int(self.client.stat_object(self.bucket, check_key(key)).size or 0)
-        except S3Error as exc:
-            if exc.code in _MISSING:
+            return int(self.client.stat_object(self.bucket, key).size or 0)
+        except Exception as exc:
+            if _missing(exc):
                 raise KeyError(key) from None
-            raise StorageError(f"minio stat of {key} failed: {exc}") from exc
+            raise storage_failure(f"minio stat of {key} failed", exc) from exc
 
     def delete(self, key: str) -> None:
+        check_key(key)
         try:
-            self.client.remove_object(self.bucket, check_key(key))
-        except S3Error as exc:
-            raise StorageError(f"minio delete of {key} failed: {exc}") from exc
+            self.client.remove_object(self.bucket, key)
+        except Exception as exc:
+            raise storage_failure(f"minio delete of {key} failed", exc) from exc
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         for item in self.client.list_objects(self.bucket, prefix=prefix or None, recursive=True):

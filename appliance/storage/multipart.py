@@ -7,8 +7,8 @@ import contextlib
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from appliance.errors import StorageError
 from appliance.storage.base import ObjectWriter
+from appliance.storage.outage import storage_failure
 
 log = logging.getLogger("ingestbox.storage")
 
@@ -73,10 +73,8 @@ class MultipartWriter(ObjectWriter):
                 self._upload_id = self._create()
             number = len(self._parts) + 1
             self._parts.append((number, self._upload_part(self._upload_id, number, data)))
-        except StorageError:
-            raise
         except Exception as exc:
-            raise StorageError(f"storage write of {self.key} failed: {exc}") from exc
+            raise storage_failure(f"storage write of {self.key} failed", exc) from exc
 
     def commit(self) -> int:
         if self.closed:
@@ -89,10 +87,8 @@ class MultipartWriter(ObjectWriter):
                 if self._buffer:
                     self._flush_part(bytes(self._buffer))
                 self._complete(self._upload_id, self._parts)
-        except StorageError:
-            raise
         except Exception as exc:
-            raise StorageError(f"storage commit of {self.key} failed: {exc}") from exc
+            raise storage_failure(f"storage commit of {self.key} failed", exc) from exc
         self._buffer = bytearray()
         self.closed = True
         return self.size

@@ -13,12 +13,17 @@ from appliance.config import S3Settings
 from appliance.errors import StorageError
 from appliance.storage.base import ObjectStore, ObjectWriter, check_key
 from appliance.storage.multipart import MultipartWriter
+from appliance.storage.outage import guarded, storage_failure
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MiB = 1024 * 1024
 _MISSING = ("404", "NoSuchKey", "NotFound")
+
+
+def _missing(exc: Exception) -> bool:
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _MISSING
 
 
 class S3Writer(MultipartWriter):
@@ -80,28 +85,31 @@ class S3Store(ObjectStore):
         return S3Writer(self, check_key(key), content_type)
 
     def open_reader(self, key: str) -> BinaryIO:
+        check_key(key)
         try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=check_key(key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if _missing(exc):
                 raise KeyError(key) from None
-            raise StorageError(f"s3 read of {key} failed: {exc}") from exc
-        return cast(BinaryIO, answer["Body"])
+            raise storage_failure(f"s3 read of {key} failed", exc) from exc
+        return guarded(answer["Body"], key)
 
     def size(self, key: str) -> int:
+        check_key(key)
         try:
-            answer = self.client.head_object(Bucket=self.bucket, Key=check_key(key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            answer = self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if _missing(exc):
                 raise KeyError(key) from None
-            raise StorageError(f"s3 stat of {key} failed: {exc}") from exc
+            raise storage_failure(f"s3 stat of {key} failed", exc) from exc
         return answer["ContentLength"]
 
     def delete(self, key: str) -> None:
+        check_key(key)
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=check_key(key))
-        except ClientError as exc:
-            raise StorageError(f"s3 delete of {key} failed: {exc}") from exc
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            raise storage_failure(f"s3 delete of {key} failed", exc) from exc
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         paginator = self.client.get_paginator("list_objects_v2")

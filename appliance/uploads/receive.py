@@ -116,9 +116,12 @@ class UploadReceiver:
             self._inflight = asyncio.get_running_loop().run_in_executor(None, self._pass, batch)
 
     async def _drain(self) -> None:
-        inflight, self._inflight = self._inflight, None
+        inflight = self._inflight
         if inflight is not None:
-            await inflight
+            # Shielded: if the client goes away meanwhile, the batch is still being written, and
+            # abort() must wait for it to end before it aborts the writer.
+            await asyncio.shield(inflight)
+            self._inflight = None
 
     async def _open(self) -> None:
         """Decide the type from the first bytes; only an allowed file reaches storage."""

@@ -9,6 +9,8 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
+from appliance.db.assets import Asset
+from appliance.db.jobs import Job
 from appliance.errors import BadRequest, NotFound
 from appliance.processing.assets import PROCESS_KIND
 from appliance.processing.documents import asset_document
@@ -34,22 +36,19 @@ async def upload(request: Request) -> HTTPResponse:
     receiver = UploadReceiver(
         runtime.store, runtime.assets, settings.max_bytes, list(settings.allowed_types), settings.clamd
     )
+    acceptance: asyncio.Task[tuple[Asset, Job]] | None = None
     try:
         while (chunk := await stream.read()) is not None:
             for kind, part, data in form.feed(chunk):
                 await receiver.handle(kind, part.name, part.filename, data)
         form.finish()
-        asset = await receiver.finish(job_id=f"asset-{receiver.asset_id}")
-        records = runtime.assets
-
-        def keep_asset(conn: sqlite3.Connection) -> None:  # the asset, its job and the end of "pending": one commit
-            records.insert_in(conn, asset)
-            records.drop_pending_in(conn, asset.original_key)
-
-        job, _ = await runtime.engine.enqueue_async(
-            "file-processing", PROCESS_KIND, {"asset_id": asset.id}, job_id=asset.job_id, also=keep_asset,
-        )
+        # Committing the original and recording its asset run to their end even if the client goes away
+        # meanwhile: cut halfway, storage and the database would disagree.
+        acceptance = asyncio.ensure_future(accept(runtime, receiver))
+        asset, job = await asyncio.shield(acceptance)
     except BaseException:
+        if acceptance is not None and await recorded(acceptance):
+            raise  # the upload stands (its job runs); only the answer is lost with the client
         await asyncio.shield(receiver.abort())
         raise
     runtime.metrics.upload_bytes.inc(asset.size)
@@ -57,6 +56,27 @@ async def upload(request: Request) -> HTTPResponse:
         {"asset_id": asset.id, "job_id": job.id, "status_url": f"/v1/jobs/{job.id}"},
         status=202,
     )
+
+
+async def accept(runtime: Any, receiver: UploadReceiver) -> tuple[Asset, Job]:
+    """Scan verdict, commit, then the asset, its job and the end of "pending" in one transaction."""
+    asset = await receiver.finish(job_id=f"asset-{receiver.asset_id}")
+    records = runtime.assets
+
+    def keep_asset(conn: sqlite3.Connection) -> None:
+        records.insert_in(conn, asset)
+        records.drop_pending_in(conn, asset.original_key)
+
+    job, _ = await runtime.engine.enqueue_async(
+        "file-processing", PROCESS_KIND, {"asset_id": asset.id}, job_id=asset.job_id, also=keep_asset,
+    )
+    return asset, job
+
+
+async def recorded(acceptance: asyncio.Task[tuple[Asset, Job]]) -> bool:
+    """Wait for the acceptance to end; True when the upload was committed and recorded."""
+    await asyncio.wait({acceptance})
+    return not acceptance.cancelled() and acceptance.exception() is None
 
 
 @bp.get("/v1/assets")
