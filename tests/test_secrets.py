@@ -84,7 +84,6 @@ def test_secrets_stay_out_of_logs_answers_and_reports(seaweed: SeaweedS3, receiv
         finally:
             server.terminate()
     log = server.log()
-    assert "Traceback" not in log or "SECRET" not in log
     places = {"serve log": log, "/v1/system": system, "/metrics": metrics, "/v1/dlq": dlq,
               "doctor": doctor.stdout + doctor.stderr, "config check": check.stdout + check.stderr,
               "version": version.stdout}

@@ -70,9 +70,7 @@ class JobContext:
 
     def is_last_failure(self, exception: BaseException) -> bool:
         """Whether failing with `exception` sends this job to the DLQ (handlers tell users only then)."""
-        if self.attempt < self.max_attempts:
-            return False
-        return not self.engine.is_outage(exception) or outage_delay(self.outage_waits) is None
+        return self.attempt >= self.max_attempts and self.engine.outage_wait(exception, self.outage_waits) is None
 
 
 Handler = Callable[[dict[str, Any], JobContext], Any]
@@ -382,8 +380,10 @@ class JobEngine:
         if not outcomes and not claim:
             return []
         settled, claimed = self.records.settle_and_claim(queue, outcomes, self.clock(), claim)
+        postponed = {outcome.job_id for outcome in outcomes if outcome.state == "postponed"}  # logged already
         for job in settled:
-            self._log_outcome(job)
+            if job.id not in postponed:
+                self._log_outcome(job)
             self.job_changed(job)
         for job in claimed:
             self.job_changed(job)
@@ -438,7 +438,7 @@ class JobEngine:
         """Huey's post-execute hook: hand the attempt's outcome to the queue's dispatcher."""
         queue: str = task.queue
         now = self.clock()
-        wait = self.outage_wait(task, exception)
+        wait = self.outage_wait(exception, getattr(task, "outage_waits", 0))
         if exception is None:
             outcome = Outcome(task.id, "completed", now, result=value)
         elif wait is not None:
@@ -459,11 +459,11 @@ class JobEngine:
         task.outcome = outcome.state
         self._finish(queue, outcome)
 
-    def outage_wait(self, task: Any, exception: BaseException | None) -> float | None:
+    def outage_wait(self, exception: BaseException | None, outage_waits: int) -> float | None:
         """Seconds a job failed by an outage waits (not an attempt), or None when the failure counts."""
         if exception is None or not self.is_outage(exception):
             return None
-        return outage_delay(getattr(task, "outage_waits", 0))
+        return outage_delay(outage_waits)
 
     def _finish(self, queue: str, outcome: Outcome) -> None:
         cond = self._conditions[queue]

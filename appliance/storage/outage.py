@@ -58,7 +58,7 @@ class GuardedReader:
 
     def read(self, size: int = -1) -> bytes:
         try:
-            return bytes(self._body.read(size) if size is not None and size >= 0 else self._body.read())
+            return bytes(self._body.read(size) if size >= 0 else self._body.read())
         except Exception as exc:
             raise storage_failure(f"reading {self._key} failed", exc) from exc
 
